@@ -1,0 +1,155 @@
+"""Resumable, parallel builds of one IndexedDataset from deterministic work units.
+
+A build is split into numbered units whose content depends only on the inputs and the build
+parameters (never on worker count or timing). Each unit is written by whichever worker runs it
+to `OUT/.work/shards/NNNNN.{bin,idx}`, followed by `NNNNN.json` (its counters) as the commit
+marker. `--resume` skips committed units; the final merge concatenates shards in unit order, so
+an interrupted-and-resumed build is byte-identical to an uninterrupted one. `manifest.json` is
+written last and atomically: its presence means the build is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.format import FORMAT_VERSION, MANIFEST, PREFIXES
+
+WORK = ".work"
+
+
+class BuildError(RuntimeError):
+    """A build cannot start or continue; the message says what to do."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def add_counts(total: dict, part: Mapping) -> dict:
+    """Sum nested dicts of integer counters in place."""
+    for key, value in part.items():
+        if isinstance(value, Mapping):
+            add_counts(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def write_shard(work_dir: str | Path, unit: int, documents: Iterable[list[np.ndarray]],
+                counts: Mapping) -> None:
+    """Write one unit's documents (each a list of int32 sequences) and commit it."""
+    import torch
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    shard_dir = Path(work_dir) / "shards"
+    prefix = shard_dir / f"{unit:05d}"
+    tmp = shard_dir / f"{unit:05d}.partial"
+    builder = IndexedDatasetBuilder(str(tmp) + ".bin", dtype=np.int32)
+    for sequences in documents:
+        lengths = [len(s) for s in sequences]
+        flat = np.concatenate(sequences).astype(np.int32) if sequences else np.zeros(0, np.int32)
+        builder.add_document(torch.from_numpy(flat), lengths)
+    builder.finalize(str(tmp) + ".idx")
+    os.replace(str(tmp) + ".bin", str(prefix) + ".bin")
+    os.replace(str(tmp) + ".idx", str(prefix) + ".idx")
+    atomic_write_text(prefix.with_suffix(".json"), json.dumps(counts, sort_keys=True))
+
+
+def _params_diff(old: Mapping, new: Mapping) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+class ShardedBuild:
+    """Bookkeeping of one build folder: params check, committed units, merge, manifest."""
+
+    def __init__(self, out_dir: str | Path, kind: str, params: Mapping, *, resume: bool):
+        self.out_dir = Path(out_dir)
+        self.kind = kind
+        self.prefix = PREFIXES[kind]
+        self.params = dict(params)
+        self.work_dir = self.out_dir / WORK
+        self.complete = (self.out_dir / MANIFEST).is_file()
+        params_file = self.work_dir / "params.json"
+        if self.complete:
+            if not resume:
+                raise BuildError(f"{self.out_dir} already holds a finished build; choose another "
+                                 f"--out or delete it")
+            old = json.loads((self.out_dir / MANIFEST).read_text())["params"]
+            self._check_same(old)
+            return
+        if self.work_dir.exists():
+            if not resume:
+                raise BuildError(f"{self.out_dir} holds an interrupted build; pass --resume to "
+                                 f"continue it, or delete {self.work_dir} to start over")
+            if params_file.is_file():
+                self._check_same(json.loads(params_file.read_text()))
+        (self.work_dir / "shards").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(params_file, json.dumps(self.params, sort_keys=True, indent=1))
+
+    def _check_same(self, old: Mapping) -> None:
+        diff = _params_diff(old, json.loads(json.dumps(self.params)))
+        if diff:
+            raise BuildError(f"--resume with different parameters than the build in "
+                             f"{self.out_dir}: " + "; ".join(diff))
+
+    def committed(self, unit: int) -> bool:
+        return (self.work_dir / "shards" / f"{unit:05d}.json").is_file()
+
+    def pending(self, n_units: int) -> list[int]:
+        return [u for u in range(n_units) if not self.committed(u)]
+
+    def merge(self, n_units: int, extra: Mapping) -> dict:
+        """Concatenate all committed shards in unit order, write the manifest, drop .work/."""
+        import torch  # noqa: F401  (megatron's builder needs it)
+        from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+        missing = self.pending(n_units)
+        if missing:
+            raise BuildError(f"cannot merge: {len(missing)} units not built (first: {missing[0]})")
+        shard_dir = self.work_dir / "shards"
+        tmp = self.out_dir / f"{self.prefix}.partial"
+        builder = IndexedDatasetBuilder(str(tmp) + ".bin", dtype=np.int32)
+        totals: dict = {}
+        for unit in range(n_units):
+            builder.add_index(str(shard_dir / f"{unit:05d}"))
+            add_counts(totals, json.loads((shard_dir / f"{unit:05d}.json").read_text()))
+        builder.finalize(str(tmp) + ".idx")
+        final = self.out_dir / self.prefix
+        os.replace(str(tmp) + ".bin", str(final) + ".bin")
+        os.replace(str(tmp) + ".idx", str(final) + ".idx")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            **extra,
+            **totals,
+            "params": self.params,
+            "files": {"prefix": self.prefix, "sha256": _sha256(str(final) + ".bin")},
+        }
+        atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True,
+                                                              ensure_ascii=False))
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self.complete = True
+        return manifest
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def counter_dict(counter: Counter) -> dict[str, int]:
+    return {k: int(v) for k, v in sorted(counter.items())}
