@@ -4,6 +4,7 @@ INSTALL_REQUIRES = [
     "torch==2.13.0",
     "numpy",
     "pyyaml",
+    "pydantic>=2",  # strict type checks of config dataclasses
     "tqdm",
     # data_prep
     "megatron-core==0.16.1",

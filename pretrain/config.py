@@ -1,0 +1,508 @@
+"""Run configuration: nested dataclasses, YAML recipes, `--set a.b=value` overrides, validation.
+
+`load_config` turns a recipe plus overrides into a `RunConfig` (unknown keys and wrong types are
+a `ConfigError` naming the key path); `validate` checks everything that can be checked before a
+worker starts (batch arithmetic, data folders and their manifests, model sizes, the DeepSpeed
+template); `deepspeed_config` builds the engine's JSON config from a template and our fields.
+
+This module must stay cheap to import: no torch, no DeepSpeed, no megatron at import time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter
+from pydantic import ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DS_TEMPLATE_DIR = PROJECT_ROOT / "configs" / "ds"
+PRECISIONS = ("fp32", "bf16", "fp16")
+_STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class ConfigError(ValueError):
+    """A configuration the run cannot start with; the message names the key and what to do."""
+
+
+@dataclass
+class ModelConfig:
+    __pydantic_config__ = _STRICT
+
+    init_from: StrictStr = "tiny"
+    """"tiny" = random XLM-R encoder from the tiny sizes below; otherwise a local Hugging Face
+    folder or a hub name (e.g. "xlm-roberta-large") loaded with `from_pretrained`."""
+    hidden_size: StrictInt = 32
+    """Encoder width (tiny only)."""
+    num_layers: StrictInt = 2
+    """Encoder layers (tiny only)."""
+    num_heads: StrictInt = 2
+    """Attention heads (tiny only); must divide hidden_size."""
+    intermediate_size: StrictInt = 64
+    """Encoder feed-forward width (tiny only)."""
+    max_position_embeddings: StrictInt = 514
+    """Position table size (tiny only). XLM-R positions start at pad_id + 1, so it must be at
+    least data.max_seq_len + pad_id + 1 (514 for 512 tokens)."""
+    extractor_size: StrictInt = 1024
+    """Hidden width of the span extractor FFN (paper: 1024)."""
+    dropout: StrictFloat = 0.1
+    """Dropout of the extractor; for tiny encoders also hidden/attention dropout."""
+    fused_span_loss: StrictBool = False
+    """Use `kernels.span_scores.span_bce_loss` (tiled, never builds [B,T,T] logits) instead of
+    the naive masked loss."""
+
+
+@dataclass
+class DataConfig:
+    __pydantic_config__ = _STRICT
+
+    paths: list[StrictStr] = field(default_factory=list)
+    """MRC folders (each with manifest.json), or roots whose subfolders are MRC folders."""
+    alpha: StrictFloat = 0.5
+    """Language sampling temperature: p_i ∝ (n_i / N)^alpha (1 = natural, 0 = uniform)."""
+    max_seq_len: StrictInt = 512
+    """Longest sequence (tokens, specials included) the run accepts; longer data is an error."""
+    max_query_tokens: StrictInt = 128
+    """Longest query the run accepts; checked against the data's build parameters when the
+    manifest records them."""
+    eval_samples: StrictInt = 100
+    """Examples held out per language for evaluation (the last ones of a seeded permutation)."""
+    num_workers: StrictInt = 2
+    """Background DataLoader workers per rank (0 = load in the training process)."""
+    seed: StrictInt = 1234
+    """Seed of the held-out split and the blended sample order (with the epoch)."""
+
+
+@dataclass
+class OptimConfig:
+    __pydantic_config__ = _STRICT
+
+    lr: StrictFloat = 1e-5
+    """Peak learning rate (AdamW)."""
+    weight_decay: StrictFloat = 0.01
+    """Decoupled weight decay (not applied to biases and LayerNorm weights)."""
+    betas: tuple[StrictFloat, StrictFloat] = (0.9, 0.98)
+    """AdamW betas."""
+    eps: StrictFloat = 1e-6
+    """AdamW epsilon."""
+    warmup_steps: StrictInt = 0
+    """Linear warmup length in optimizer steps; 0 = use warmup_ratio."""
+    warmup_ratio: StrictFloat = 0.0
+    """Warmup as a fraction of train.train_steps (used only when warmup_steps is 0)."""
+    min_lr: StrictFloat = 0.0
+    """Learning rate at the start of warmup and at the end of the linear decay."""
+    clip_grad: StrictFloat = 1.0
+    """Global gradient-norm clipping (0 = off)."""
+
+
+@dataclass
+class TrainConfig:
+    __pydantic_config__ = _STRICT
+
+    global_batch_size: StrictInt = 256
+    """Sequences per optimizer step over all ranks (= micro * world * accumulation)."""
+    micro_batch_size: StrictInt = 8
+    """Sequences per rank per forward/backward."""
+    train_steps: StrictInt = 100_000
+    """Optimizer steps of the whole run (the LR schedule ends here)."""
+    precision: StrictStr = "bf16"
+    """fp32 | bf16 | fp16 (fp16 uses dynamic loss scaling)."""
+    zero_stage: StrictInt = 2
+    """DeepSpeed ZeRO stage 0-3."""
+    log_every: StrictInt = 10
+    """Steps between rank-0 log lines / metrics.jsonl records."""
+    eval_every: StrictInt = 1000
+    """Steps between evaluations on the held-out split (0 = never)."""
+    eval_batches: StrictInt = 10
+    """Micro-batches per rank per evaluation (0 = the whole held-out split)."""
+    save_every: StrictInt = 1000
+    """Steps between checkpoints (0 = only at the end and on SIGTERM/SIGINT)."""
+    keep_last: StrictInt = 3
+    """Checkpoints kept in the run directory (older ones are deleted)."""
+    seed: StrictInt = 1234
+    """Seed of model init and dropout."""
+    deepspeed_config: StrictStr = ""
+    """DeepSpeed JSON template; "" = configs/ds/zero{zero_stage}.json. Our fields are filled in;
+    a template value contradicting them is an error."""
+
+
+@dataclass
+class RunConfig:
+    __pydantic_config__ = _STRICT
+
+    run_dir: StrictStr = "runs/mpmr"
+    """Where checkpoints, metrics.jsonl, TensorBoard events and the resolved config go."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_ADAPTER = TypeAdapter(RunConfig)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-5` as a float (YAML 1.1 wants `1.0e-5`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader) if text.strip() else ""
+
+
+def apply_override(tree: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` (value parsed as YAML) to a nested dict in place."""
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. train.train_steps=20")
+    node = tree
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[:depth + 1])} is not a section")
+        node = child
+    node[parts[-1]] = _parse_value(value)
+
+
+def _from_dict(tree: dict, source: str) -> RunConfig:
+    try:
+        return _ADAPTER.validate_python(tree)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            if e["type"] == "unexpected_keyword_argument":
+                problems.append(f"unknown key '{path}'")
+            else:
+                problems.append(f"'{path}': {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML recipe (None = all defaults) + `a.b=value` overrides → `RunConfig`.
+
+    Raises `ConfigError` naming the key path for unknown keys, wrong types or a bad override.
+    """
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        source = str(path)
+    for assignment in overrides or []:
+        apply_override(tree, assignment)
+    if overrides:
+        source += " with --set " + " ".join(overrides)
+    return _from_dict(tree, source)
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    """Plain JSON/YAML-able dict (tuples become lists); `_from_dict` of it gives `cfg` back."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def config_from_dict(tree: dict) -> RunConfig:
+    """Inverse of `config_to_dict` (e.g. the config stored in a checkpoint)."""
+    return _from_dict(copy.deepcopy(tree), "stored config")
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically); `load_config(path)` reads it back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- data folders
+
+def data_folders(data: DataConfig) -> list[Path]:
+    """The MRC folders named by `data.paths` (a folder with a manifest, or a root whose
+    subfolders hold manifests, in sorted order). Raises `ConfigError` for missing paths and
+    interrupted builds."""
+    from data_prep.format import MANIFEST
+    from data_prep.shards import WORK
+
+    if not data.paths:
+        raise ConfigError("data.paths is empty: list MRC folders built by `python -m data_prep`")
+    folders: list[Path] = []
+    for raw in data.paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise ConfigError(f"data.paths: {path} does not exist (or is not a folder)")
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+            continue
+        if (path / WORK).is_dir():
+            raise ConfigError(f"data.paths: {path} has no {MANIFEST} but a {WORK}/ folder: its "
+                              f"data_prep build was interrupted; rerun it with --resume")
+        subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+        found = [p for p in subdirs if (p / MANIFEST).is_file()]
+        broken = [p for p in subdirs if not (p / MANIFEST).is_file() and (p / WORK).is_dir()]
+        if broken:
+            raise ConfigError(f"data.paths: {broken[0]} has no {MANIFEST} but a {WORK}/ folder: "
+                              f"its data_prep build was interrupted; rerun it with --resume")
+        if not found:
+            raise ConfigError(f"data.paths: {path} has no {MANIFEST} and no subfolder with one; "
+                              f"point it at the output of `python -m data_prep`")
+        folders.extend(found)
+    if len(set(p.resolve() for p in folders)) != len(folders):
+        raise ConfigError("data.paths names the same folder twice")
+    return folders
+
+
+def read_manifests(data: DataConfig) -> list[tuple[Path, dict]]:
+    """(folder, manifest) per language; checks kind, languages and tokenizer identity."""
+    from data_prep.format import FORMAT_VERSION, read_manifest
+
+    out = []
+    for folder in data_folders(data):
+        manifest = read_manifest(folder)
+        if manifest.get("kind") != "mrc":
+            raise ConfigError(f"data.paths: {folder} holds '{manifest.get('kind')}' data; mPMR "
+                              f"needs 'mrc' folders (python -m data_prep wiki-mrc)")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(f"data.paths: {folder} has format_version "
+                              f"{manifest.get('format_version')}, this code reads {FORMAT_VERSION}; "
+                              f"rebuild it")
+        for key in ("lang", "tokenizer"):
+            if key not in manifest:
+                raise ConfigError(f"data.paths: {folder}/manifest.json has no '{key}'")
+        out.append((folder, manifest))
+    langs = [m["lang"] for _, m in out]
+    dupes = sorted({lang for lang in langs if langs.count(lang) > 1})
+    if dupes:
+        raise ConfigError(f"data.paths: language(s) {dupes} appear in more than one folder")
+    first_folder, first = out[0]
+    for folder, manifest in out[1:]:
+        a, b = first["tokenizer"].get("fingerprint"), manifest["tokenizer"].get("fingerprint")
+        if a != b:
+            raise ConfigError(f"data.paths: {folder} was tokenized with a different tokenizer "
+                              f"(fingerprint {b}) than {first_folder} ({a}); rebuild it with the "
+                              f"same tokenizer")
+    return out
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def resolve_template(cfg: RunConfig) -> Path:
+    """Path of the DeepSpeed JSON template (tries the path as given, then the project root)."""
+    name = cfg.train.deepspeed_config or str(DS_TEMPLATE_DIR / f"zero{cfg.train.zero_stage}.json")
+    path = Path(name)
+    if not path.is_absolute() and not path.is_file() and (PROJECT_ROOT / path).is_file():
+        path = PROJECT_ROOT / path
+    if not path.is_file():
+        raise ConfigError(f"train.deepspeed_config: {name} not found")
+    return path
+
+
+def validate(cfg: RunConfig, world_size: int) -> None:
+    """Check a config before any worker starts; raises `ConfigError` with the first problem.
+
+    Opens the data indexes to check sequence lengths (imports megatron-core, ~3 s once).
+    """
+    m, d, o, t = cfg.model, cfg.data, cfg.optim, cfg.train
+    _check(world_size >= 1, f"world size must be >= 1, got {world_size}")
+    for name in ("global_batch_size", "micro_batch_size", "train_steps", "log_every", "keep_last"):
+        _check(getattr(t, name) > 0, f"train.{name} must be > 0, got {getattr(t, name)}")
+    for name in ("eval_every", "eval_batches", "save_every"):
+        _check(getattr(t, name) >= 0, f"train.{name} must be >= 0, got {getattr(t, name)}")
+    per_step = t.micro_batch_size * world_size
+    _check(t.global_batch_size % per_step == 0,
+           f"train.global_batch_size={t.global_batch_size} is not divisible by micro_batch_size "
+           f"({t.micro_batch_size}) x world size ({world_size}) = {per_step}; pick a global batch "
+           f"that is a multiple of {per_step} or change micro_batch_size")
+    _check(t.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got "
+           f"{t.precision!r}")
+    _check(t.zero_stage in (0, 1, 2, 3), f"train.zero_stage must be 0-3, got {t.zero_stage}")
+    _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    _check(0 <= o.min_lr <= o.lr, f"optim.min_lr must be in [0, optim.lr], got {o.min_lr}")
+    _check(o.warmup_steps >= 0 and 0 <= o.warmup_ratio < 1,
+           "optim.warmup_steps must be >= 0 and optim.warmup_ratio in [0, 1)")
+    _check(not (o.warmup_steps and o.warmup_ratio),
+           "set optim.warmup_steps or optim.warmup_ratio, not both")
+    _check(warmup_steps(cfg) <= t.train_steps,
+           f"warmup ({warmup_steps(cfg)} steps) is longer than train.train_steps ({t.train_steps})")
+    _check(all(0 <= b < 1 for b in o.betas), f"optim.betas must be in [0, 1), got {o.betas}")
+    _check(o.eps > 0 and o.weight_decay >= 0 and o.clip_grad >= 0,
+           "optim.eps must be > 0, optim.weight_decay and optim.clip_grad >= 0")
+    _check(d.alpha >= 0, f"data.alpha must be >= 0, got {d.alpha}")
+    _check(d.max_seq_len > 0 and d.max_query_tokens > 0,
+           "data.max_seq_len and data.max_query_tokens must be > 0")
+    _check(d.eval_samples >= 0 and d.num_workers >= 0,
+           "data.eval_samples and data.num_workers must be >= 0")
+    _check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}")
+    _check(m.extractor_size > 0, f"model.extractor_size must be > 0, got {m.extractor_size}")
+    manifests = read_manifests(d)
+    tokenizer = manifests[0][1]["tokenizer"]
+    _validate_model(cfg, tokenizer)
+    _validate_data_lengths(cfg, manifests)
+    deepspeed_config(cfg, world_size)
+
+
+def warmup_steps(cfg: RunConfig) -> int:
+    """Warmup length in optimizer steps (warmup_steps, else round(warmup_ratio * train_steps))."""
+    if cfg.optim.warmup_steps:
+        return cfg.optim.warmup_steps
+    return int(round(cfg.optim.warmup_ratio * cfg.train.train_steps))
+
+
+def _validate_model(cfg: RunConfig, tokenizer: dict) -> None:
+    m = cfg.model
+    need_positions = cfg.data.max_seq_len + int(tokenizer.get("pad_id", 1)) + 1
+    if m.init_from == "tiny":
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+            _check(getattr(m, name) > 0, f"model.{name} must be > 0")
+        _check(m.hidden_size % m.num_heads == 0,
+               f"model.hidden_size={m.hidden_size} is not divisible by model.num_heads={m.num_heads}")
+        positions = m.max_position_embeddings
+    else:
+        folder = Path(m.init_from)
+        if not folder.exists():
+            # A hub name: nothing to check offline; from_pretrained reports problems itself.
+            _check("/" not in m.init_from.strip("/").split("/", 1)[-1] and
+                   not m.init_from.startswith((".", "/")),
+                   f"model.init_from: {m.init_from} is not a folder (and not a hub name)")
+            return
+        config_file = folder / "config.json"
+        _check(config_file.is_file(), f"model.init_from: {folder} has no config.json; expected a "
+               f"Hugging Face model folder (save_pretrained output)")
+        hf = json.loads(config_file.read_text(encoding="utf-8"))
+        vocab = int(hf.get("vocab_size", 0))
+        _check(vocab >= int(tokenizer.get("vocab_size", 0)),
+               f"model.init_from: {folder} has vocab_size {vocab} but the data's tokenizer has "
+               f"{tokenizer.get('vocab_size')} ids")
+        positions = int(hf.get("max_position_embeddings", need_positions))
+    _check(positions >= need_positions,
+           f"model max_position_embeddings={positions} is too small for data.max_seq_len="
+           f"{cfg.data.max_seq_len} (XLM-R needs max_seq_len + pad_id + 1 = {need_positions})")
+
+
+def _validate_data_lengths(cfg: RunConfig, manifests: list[tuple[Path, dict]]) -> None:
+    import numpy as np
+
+    from data_prep.format import MRCDataset
+
+    for folder, manifest in manifests:
+        params = manifest.get("params", {})
+        # max_seq_len is checked exactly below; the query length only through the build params
+        built = params.get("max_query_tokens")
+        _check(built is None or int(built) <= cfg.data.max_query_tokens,
+               f"data.paths: {folder} was built with max_query_tokens={built} > "
+               f"data.max_query_tokens={cfg.data.max_query_tokens}; raise data.max_query_tokens "
+               f"or rebuild the data")
+        dataset = MRCDataset(folder)
+        n = len(dataset)
+        _check(n > cfg.data.eval_samples,
+               f"data.paths: {folder} has {n} examples, not more than data.eval_samples="
+               f"{cfg.data.eval_samples}; lower data.eval_samples")
+        starts = dataset.indexed.document_indices[:-1]
+        longest = int(np.max(dataset.indexed.sequence_lengths[starts])) if n else 0
+        _check(longest <= cfg.data.max_seq_len,
+               f"data.paths: {folder} holds sequences of up to {longest} tokens > data.max_seq_len="
+               f"{cfg.data.max_seq_len}; raise data.max_seq_len or rebuild with a shorter limit")
+
+
+# ----------------------------------------------------------------------------- DeepSpeed
+
+def _merge_checked(template: dict, ours: dict, path: str = "") -> dict:
+    """Deep-merge `ours` into `template`; a template leaf that differs from ours is an error."""
+    out = copy.deepcopy(template)
+    for key, value in ours.items():
+        where = f"{path}{key}"
+        if isinstance(value, dict):
+            base = out.get(key, {})
+            if not isinstance(base, dict):
+                raise ConfigError(f"DeepSpeed template: '{where}' must be an object")
+            out[key] = _merge_checked(base, value, where + ".")
+        else:
+            if key in out and out[key] != value and out[key] != "auto":
+                raise ConfigError(f"DeepSpeed template sets '{where}'={out[key]!r} but the run config "
+                                  f"implies {value!r}; remove it from the template (our config "
+                                  f"owns it) or change the run config")
+            out[key] = value
+    return out
+
+
+def deepspeed_config(cfg: RunConfig, world_size: int, *, load_universal: bool = False) -> dict:
+    """The DeepSpeed config dict: the template with our batch sizes, clipping, ZeRO stage,
+    precision and LR schedule filled in (the engine owns the scheduler; the optimizer is a
+    client `torch.optim.AdamW`, so the template must not define one).
+
+    `load_universal=True` adds `"checkpoint": {"load_universal": true}` (resume on another
+    world size from a universal checkpoint).
+    """
+    t, o = cfg.train, cfg.optim
+    path = resolve_template(cfg)
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"train.deepspeed_config: {path} is not valid JSON: {err}") from None
+    for owned in ("optimizer", "scheduler"):
+        if owned in template:
+            raise ConfigError(f"DeepSpeed template {path} defines '{owned}'; remove it: the run "
+                              f"config's optim section owns it")
+    micro_steps = t.micro_batch_size * world_size
+    if t.global_batch_size % micro_steps:
+        raise ConfigError(f"train.global_batch_size={t.global_batch_size} is not divisible by "
+                          f"micro_batch_size x world size = {micro_steps}")
+    warmup = warmup_steps(cfg)
+    ours: dict = {
+        "train_batch_size": t.global_batch_size,
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
+        "gradient_accumulation_steps": t.global_batch_size // micro_steps,
+        "gradient_clipping": o.clip_grad,
+        "zero_optimization": {"stage": t.zero_stage},
+        "bf16": {"enabled": t.precision == "bf16"},
+        "fp16": {"enabled": t.precision == "fp16"},
+        "scheduler": {
+            "type": "WarmupDecayLR",
+            "params": {
+                "total_num_steps": t.train_steps,
+                "warmup_min_lr": o.min_lr,
+                "warmup_max_lr": o.lr,
+                # DeepSpeed needs >= 1 (and uses at least 2): warmup 0 = lr starts at min_lr.
+                "warmup_num_steps": max(1, warmup),
+                "warmup_type": "linear",
+            },
+        },
+    }
+    if load_universal:
+        ours["checkpoint"] = {"load_universal": True}
+    merged = _merge_checked(template, ours)
+    if t.precision != "fp16":
+        # Loss-scaling knobs of a template are meaningless without fp16; keep the block minimal.
+        merged["fp16"] = {"enabled": False}
+    if t.zero_stage == 0:
+        merged["zero_optimization"] = {"stage": 0}
+    return merged

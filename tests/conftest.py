@@ -1,0 +1,92 @@
+"""Shared fixtures: small random MRC language folders written through the real data_prep
+writer (ShardedBuild + write_shard + merge), and a tiny run config pointing at them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VOCAB_SIZE = 64
+TOKENIZER = {
+    "name_or_path": "random-test-tokenizer",
+    "fingerprint": "test-fingerprint-1",
+    "vocab_size": VOCAB_SIZE,
+    "pad_id": 1,
+    "cls_id": 0,
+    "sep_id": 2,
+    "unk_id": 3,
+    "mask_id": VOCAB_SIZE - 1,
+}
+LANG_SIZES = {"en": 300, "de": 100}
+
+
+def random_examples(rng: np.random.Generator, n: int, max_query: int = 10,
+                    max_context: int = 30) -> list:
+    """n random `<s> q </s></s> c </s>` examples; about half answerable (1-3 spans)."""
+    from data_prep.format import MRCExample
+
+    examples = []
+    for _ in range(n):
+        q = int(rng.integers(1, max_query + 1))
+        c = int(rng.integers(3, max_context + 1))
+        query = rng.integers(4, VOCAB_SIZE - 1, size=q)
+        context = rng.integers(4, VOCAB_SIZE - 1, size=c)
+        ids = np.concatenate([[0], query, [2, 2], context, [2]]).astype(np.int32)
+        start = q + 3
+        end = start + c  # index of the final </s>
+        spans = []
+        if rng.random() < 0.5:
+            for _ in range(int(rng.integers(1, 4))):
+                s = int(rng.integers(start, end))
+                e = int(rng.integers(s, min(end, s + 4)))
+                if (s, e) not in spans:
+                    spans.append((s, e))
+        examples.append(MRCExample(ids, start, end, np.array(spans, dtype=np.int32).reshape(-1, 2)))
+    return examples
+
+
+def write_mrc_folder(out: Path, lang: str, examples: list, tokenizer: dict | None = None,
+                     params: dict | None = None) -> Path:
+    """Write `examples` as a finished data_prep MRC folder (two shards, then merge)."""
+    from data_prep.shards import ShardedBuild, write_shard
+
+    build = ShardedBuild(out, "mrc", params or {"max_seq_len": 64, "max_query_tokens": 16, "seed": 0}, resume=False)
+    half = len(examples) // 2
+    for unit, part in enumerate([examples[:half], examples[half:]]):
+        answerable = sum(ex.answerable for ex in part)
+        write_shard(build.work_dir, unit, [ex.to_arrays() for ex in part],
+                    {"counts": {"answerable": answerable, "unanswerable": len(part) - answerable}})
+    build.merge(2, {"lang": lang, "tokenizer": dict(tokenizer or TOKENIZER)})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mrc_data(tmp_path_factory) -> Path:
+    """Root folder with `en/` (300 examples) and `de/` (100) random MRC folders."""
+    root = tmp_path_factory.mktemp("mrc")
+    for i, (lang, n) in enumerate(LANG_SIZES.items()):
+        write_mrc_folder(root / lang, lang, random_examples(np.random.default_rng(i), n))
+    return root
+
+
+@pytest.fixture
+def make_mrc_folder():
+    """The folder writer, for tests that need odd data (other tokenizer, long sequences)."""
+    return write_mrc_folder
+
+
+@pytest.fixture
+def tiny_config(tiny_mrc_data, tmp_path):
+    """`configs/tiny_mpmr.yaml` on the fixture data, run_dir in tmp, no loader workers."""
+    from pretrain.config import load_config
+
+    return load_config(PROJECT_ROOT / "configs" / "tiny_mpmr.yaml", [
+        f"data.paths=[{tiny_mrc_data}]", f"run_dir={tmp_path / 'run'}", "data.num_workers=0",
+    ])

@@ -1,0 +1,230 @@
+"""Run config: recipes, overrides, round trips, DeepSpeed config, and bad configs that must fail
+before any worker starts with a `ConfigError` that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pretrain.config import (
+    ConfigError, RunConfig, config_from_dict, config_to_dict, deepspeed_config, load_config,
+    save_config, validate,
+)
+
+from conftest import PROJECT_ROOT, TOKENIZER, random_examples
+
+CONFIGS = PROJECT_ROOT / "configs"
+
+
+def test_recipes_hold_paper_settings():
+    large = load_config(CONFIGS / "mpmr_large.yaml")
+    assert large.model.init_from == "xlm-roberta-large"
+    assert large.optim.lr == 1e-5 and large.optim.clip_grad == 1.0
+    assert large.train.global_batch_size == 256
+    assert (large.data.max_seq_len, large.data.max_query_tokens) == (512, 128)
+    assert (large.train.precision, large.train.zero_stage) == ("bf16", 2)
+    assert large.model.extractor_size == 1024
+    ds = deepspeed_config(large, 8)
+    assert ds["scheduler"]["type"] == "WarmupDecayLR"
+    assert ds["scheduler"]["params"]["warmup_num_steps"] == 10_000  # warmup_ratio 0.1 of 100k
+    base = load_config(CONFIGS / "mpmr_base.yaml")
+    assert base.model.init_from == "xlm-roberta-base" and base.train.global_batch_size == 80
+    tiny = load_config(CONFIGS / "tiny_mpmr.yaml")
+    assert (tiny.model.hidden_size, tiny.model.num_layers, tiny.model.num_heads) == (32, 2, 2)
+    assert (tiny.data.max_seq_len, tiny.train.micro_batch_size, tiny.train.global_batch_size) == \
+        (128, 4, 8)
+    assert (tiny.train.precision, tiny.train.zero_stage, tiny.train.train_steps) == ("fp32", 2, 20)
+    assert tiny.data.paths == ["demo_out/mrc"]
+
+
+def test_overrides_parse_typed_values():
+    cfg = load_config(CONFIGS / "tiny_mpmr.yaml", [
+        "optim.lr=3e-4", "train.zero_stage=3", "data.paths=[a, b/c]", "model.fused_span_loss=true",
+        "optim.betas=[0.8, 0.9]", "run_dir=/tmp/x"])
+    assert cfg.optim.lr == pytest.approx(3e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.train.zero_stage == 3 and cfg.model.fused_span_loss is True
+    assert cfg.data.paths == ["a", "b/c"] and cfg.optim.betas == (0.8, 0.9)
+    assert cfg.run_dir == "/tmp/x"
+
+
+def test_save_load_round_trip(tmp_path):
+    cfg = load_config(CONFIGS / "mpmr_large.yaml", ["train.train_steps=7"])
+    save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config(tmp_path / "run" / "config.yaml") == cfg
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    json.dumps(config_to_dict(cfg))  # JSON-able for checkpoints
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["model.hiddn_size=3"], "unknown key 'model.hiddn_size'"),
+    (["trian.train_steps=3"], "unknown key 'trian'"),
+    (["train.global_batch_size=lots"], "'train.global_batch_size'"),
+    (["train.train_steps=2.5"], "'train.train_steps'"),
+    (["model.init_from=3"], "'model.init_from'"),
+    (["data.paths=oops"], "'data.paths'"),
+    (["train.precision.x=1"], "train.precision is not a section"),
+    (["nonsense"], "expected KEY.PATH=VALUE"),
+])
+def test_bad_keys_and_types(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(CONFIGS / "tiny_mpmr.yaml", overrides)
+    assert needle in str(err.value)
+
+
+def test_unknown_nested_key_in_yaml(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  init_from: tiny\n  extractor:\n    size: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'model.extractor'"):
+        load_config(recipe)
+
+
+def test_valid_tiny_config_passes(tiny_config):
+    validate(tiny_config, 1)
+    validate(tiny_config, 2)
+
+
+def test_batch_must_divide(tiny_config):
+    with pytest.raises(ConfigError, match="not divisible by micro_batch_size"):
+        validate(tiny_config, 3)
+    cfg = load_config(None, ["train.global_batch_size=10", "train.micro_batch_size=4",
+                             f"data.paths={tiny_config.data.paths}"])
+    with pytest.raises(ConfigError, match="global_batch_size=10"):
+        validate(cfg, 1)
+
+
+def _with(cfg: RunConfig, *overrides: str) -> RunConfig:
+    return config_from_dict(_apply(config_to_dict(cfg), overrides))
+
+
+def _apply(tree: dict, overrides) -> dict:
+    from pretrain.config import apply_override
+
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return tree
+
+
+def test_missing_data_folder(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        validate(_with(tiny_config, f"data.paths=[{tmp_path / 'nowhere'}]"), 1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no manifest.json"):
+        validate(_with(tiny_config, f"data.paths=[{tmp_path / 'empty'}]"), 1)
+
+
+def test_interrupted_build_is_named(tiny_mrc_data, tiny_config, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_mrc_data / "en", root / "en")
+    (root / "fr" / ".work" / "shards").mkdir(parents=True)  # a build that never merged
+    with pytest.raises(ConfigError, match="interrupted"):
+        validate(_with(tiny_config, f"data.paths=[{root}]"), 1)
+    with pytest.raises(ConfigError, match="interrupted"):
+        validate(_with(tiny_config, f"data.paths=[{root / 'fr'}]"), 1)
+
+
+def test_mixed_tokenizers_rejected(tiny_mrc_data, tiny_config, make_mrc_folder, tmp_path):
+    other = make_mrc_folder(tmp_path / "fr", "fr", random_examples(np.random.default_rng(5), 30),
+                            tokenizer={**TOKENIZER, "fingerprint": "another-tokenizer"})
+    cfg = _with(tiny_config, f"data.paths=[{tiny_mrc_data / 'en'}, {other}]")
+    with pytest.raises(ConfigError, match="different tokenizer"):
+        validate(cfg, 1)
+
+
+def test_duplicate_language_rejected(tiny_mrc_data, tiny_config, make_mrc_folder, tmp_path):
+    again = make_mrc_folder(tmp_path / "en2", "en", random_examples(np.random.default_rng(6), 30))
+    with pytest.raises(ConfigError, match=r"\['en'\] appear in more than one folder"):
+        validate(_with(tiny_config, f"data.paths=[{tiny_mrc_data / 'en'}, {again}]"), 1)
+
+
+def test_sequences_longer_than_max_seq_len(tiny_config, make_mrc_folder, tmp_path):
+    folder = make_mrc_folder(tmp_path / "long", "en",
+                             random_examples(np.random.default_rng(7), 40, max_context=60),
+                             params={"seed": 0})
+    with pytest.raises(ConfigError, match="sequences of up to .* > data.max_seq_len=32"):
+        validate(_with(tiny_config, f"data.paths=[{folder}]", "data.max_seq_len=32"), 1)
+    validate(_with(tiny_config, f"data.paths=[{folder}]", "data.max_seq_len=128"), 1)
+    # the query limit is checked against the manifest's build parameters
+    with pytest.raises(ConfigError, match="built with max_query_tokens=16"):
+        validate(_with(tiny_config, "data.max_query_tokens=8"), 1)
+
+
+def test_model_checks(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="not divisible by model.num_heads"):
+        validate(_with(tiny_config, "model.num_heads=5"), 1)
+    with pytest.raises(ConfigError, match="max_position_embeddings=100 is too small"):
+        validate(_with(tiny_config, "model.max_position_embeddings=100"), 1)
+    (tmp_path / "hf").mkdir()
+    with pytest.raises(ConfigError, match="no config.json"):
+        validate(_with(tiny_config, f"model.init_from={tmp_path / 'hf'}"), 1)
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(
+        {"vocab_size": 10, "max_position_embeddings": 514}))
+    with pytest.raises(ConfigError, match="vocab_size 10"):
+        validate(_with(tiny_config, f"model.init_from={tmp_path / 'hf'}"), 1)
+
+
+def test_other_value_checks(tiny_config):
+    cases = [("train.precision=fp8", "train.precision"), ("train.zero_stage=4", "zero_stage"),
+             ("optim.warmup_steps=30", "longer than train.train_steps"),
+             ("data.eval_samples=100", "not more than data.eval_samples"),
+             ("data.alpha=-1", "data.alpha")]
+    for override, needle in cases:
+        with pytest.raises(ConfigError, match=needle):
+            validate(_with(tiny_config, override), 1)
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_deepspeed_config_per_stage(stage):
+    cfg = load_config(CONFIGS / "tiny_mpmr.yaml", [f"train.zero_stage={stage}",
+                                                   "train.global_batch_size=16"])
+    ds = deepspeed_config(cfg, 2)
+    assert ds["zero_optimization"]["stage"] == stage
+    assert ds["train_batch_size"] == 16 and ds["train_micro_batch_size_per_gpu"] == 4
+    assert ds["gradient_accumulation_steps"] == 2 and ds["gradient_clipping"] == 1.0
+    assert ds["bf16"] == {"enabled": False} and ds["fp16"] == {"enabled": False}
+    params = ds["scheduler"]["params"]
+    assert params["warmup_max_lr"] == cfg.optim.lr and params["total_num_steps"] == 20
+    assert params["warmup_num_steps"] == 2 and params["warmup_type"] == "linear"
+    assert "optimizer" not in ds
+    assert "load_universal" not in ds.get("checkpoint", {})
+    universal = deepspeed_config(cfg, 2, load_universal=True)
+    assert universal["checkpoint"]["load_universal"] is True
+
+
+def test_deepspeed_precision_blocks():
+    fp16 = deepspeed_config(load_config(CONFIGS / "tiny_mpmr.yaml", ["train.precision=fp16"]), 1)
+    assert fp16["fp16"]["enabled"] and fp16["fp16"]["loss_scale"] == 0  # dynamic loss scaling
+    assert fp16["bf16"] == {"enabled": False}
+    bf16 = deepspeed_config(load_config(CONFIGS / "tiny_mpmr.yaml", ["train.precision=bf16"]), 1)
+    assert bf16["bf16"] == {"enabled": True} and bf16["fp16"] == {"enabled": False}
+
+
+def test_deepspeed_template_contradictions(tmp_path):
+    template = tmp_path / "ds.json"
+    template.write_text(json.dumps({"train_batch_size": 999, "zero_optimization": {"stage": 2}}))
+    cfg = load_config(CONFIGS / "tiny_mpmr.yaml", [f"train.deepspeed_config={template}"])
+    with pytest.raises(ConfigError, match="'train_batch_size'=999"):
+        deepspeed_config(cfg, 1)
+    template.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    with pytest.raises(ConfigError, match="zero_optimization.stage"):
+        deepspeed_config(cfg, 1)
+    template.write_text(json.dumps({"optimizer": {"type": "Adam"}}))
+    with pytest.raises(ConfigError, match="defines 'optimizer'"):
+        deepspeed_config(cfg, 1)
+    template.write_text(json.dumps({"train_batch_size": 8, "zero_optimization": {"stage": 2,
+                                                                                 "overlap_comm": False}}))
+    ds = deepspeed_config(cfg, 1)  # agreeing values are fine; template extras survive
+    assert ds["zero_optimization"]["overlap_comm"] is False
+    cfg = load_config(CONFIGS / "tiny_mpmr.yaml", ["train.deepspeed_config=missing.json"])
+    with pytest.raises(ConfigError, match="missing.json not found"):
+        deepspeed_config(cfg, 1)
+
+
+def test_templates_are_valid_json():
+    for stage in range(4):
+        data = json.loads((CONFIGS / "ds" / f"zero{stage}.json").read_text())
+        assert data["zero_optimization"]["stage"] == stage
+        assert Path(CONFIGS / "ds" / f"zero{stage}.json").is_file()
