@@ -1,0 +1,98 @@
+"""Score a prediction file against a gold task file; prints one JSON line.
+
+    python -m finetune.evaluate --task eqa  --gold xquad.en.json --pred pred.json [--lang xx]
+    python -m finetune.evaluate --task ner  --gold dev-en.tsv    --pred pred.json [--scheme iob1]
+    python -m finetune.evaluate --task absa --gold gold-es-dev.txt --pred pred.json
+    python -m finetune.evaluate --task pair --gold test-zh.tsv   --pred pred.json
+
+Prediction files (JSON objects; keys are strings):
+  eqa   {question_id: answer_text}                           (SQuAD style)
+  ner   {sentence_index: [[char_start, char_end, label(, score)], …]}   0-based sentence order
+  absa  the same, labels POS / NEG / NEU                      of the gold file; chars of the
+                                                              sentence's tokens joined by spaces
+  pair  {pair_index: label}                                   labels as in the gold file
+
+Output: eqa `{"exact_match", "f1"}`; ner / absa `{"precision", "recall", "f1"}`; pair
+`{"accuracy"}` — all × 100 — plus `"unknown_ids"` (prediction ids with no gold record; also warned
+about on stderr) and `"missing"` (gold records without a prediction, scored as wrong) when any.
+Exit status 2 on unreadable input, with the file (and line) named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from finetune import metrics
+from finetune.tasks import NER_SCHEMES, TaskFormatError, read_absa, read_ner, read_pair, read_squad
+
+TASKS = ("eqa", "ner", "absa", "pair")
+
+
+def evaluate(task: str, gold_path: str | Path, pred_path: str | Path, *, lang: str | None = None,
+             scheme: str = "auto", xabsa_smoothing: bool = False) -> dict:
+    """Scores of the predictions in `pred_path` against the gold file (formats above)."""
+    if lang is not None and task != "eqa":
+        raise ValueError("--lang applies to --task eqa only")
+    predictions = read_predictions(pred_path)
+    if task == "eqa":
+        return metrics.eqa_scores(read_squad(gold_path), predictions, lang)
+    if task == "ner":
+        return metrics.ner_scores(read_ner(gold_path, scheme), predictions)
+    if task == "absa":
+        return metrics.absa_scores(read_absa(gold_path), predictions,
+                                   xabsa_smoothing=xabsa_smoothing)
+    if task == "pair":
+        return metrics.pair_accuracy(read_pair(gold_path), predictions)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def read_predictions(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prediction file not found: {path}")
+    try:
+        predictions = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise TaskFormatError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+    if not isinstance(predictions, dict):
+        raise TaskFormatError(f"{path}:1: expected a JSON object {{id: prediction}}, got "
+                              f"{type(predictions).__name__}")
+    return predictions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m finetune.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--gold", required=True, help="gold task file")
+    parser.add_argument("--pred", required=True, help="prediction JSON")
+    parser.add_argument("--lang", help="eqa only: MLQA normalisation for this language "
+                        f"({', '.join(metrics.MLQA_LANGS)}); default SQuAD v1.1")
+    parser.add_argument("--scheme", default="auto", choices=NER_SCHEMES,
+                        help="ner only: tag scheme of the gold file (iob2 = strict check)")
+    parser.add_argument("--xabsa-smoothing", action="store_true",
+                        help="absa only: XABSA's 1e-4 terms in the P/R/F1 denominators")
+    args = parser.parse_args(argv)
+    try:
+        scores = evaluate(args.task, args.gold, args.pred, lang=args.lang, scheme=args.scheme,
+                          xabsa_smoothing=args.xabsa_smoothing)
+    except (OSError, ValueError) as err:  # TaskFormatError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    unknown = scores.get("unknown_ids", [])
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (", …" if len(unknown) > 10 else "")
+        print(f"warning: {len(unknown)} prediction ids match no record of {args.gold}: {shown}",
+              file=sys.stderr)
+    if scores.get("missing"):
+        print(f"warning: {scores['missing']} records of {args.gold} have no prediction and score "
+              "as wrong", file=sys.stderr)
+    print(json.dumps(scores, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
