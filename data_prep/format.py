@@ -81,9 +81,17 @@ def open_indexed(prefix: str | Path):
     if not Path(prefix + ".idx").is_file() or not Path(prefix + ".bin").is_file():
         raise FileNotFoundError(
             f"no {prefix}.bin/.idx — was data_prep interrupted? rerun it with --resume")
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
+    return megatron_indexed().IndexedDataset(prefix)
 
-    return IndexedDataset(prefix)
+
+def megatron_indexed():
+    """megatron-core's indexed_dataset module, imported without its Apex/TE warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from megatron.core.datasets import indexed_dataset
+    return indexed_dataset
 
 
 class BuiltDataset:

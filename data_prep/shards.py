@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.format import FORMAT_VERSION, MANIFEST, PREFIXES
+from data_prep.format import FORMAT_VERSION, MANIFEST, PREFIXES, megatron_indexed
 
 WORK = ".work"
 
@@ -49,8 +49,8 @@ def write_shard(work_dir: str | Path, unit: int, documents: Iterable[list[np.nda
                 counts: Mapping) -> None:
     """Write one unit's documents (each a list of int32 sequences) and commit it."""
     import torch
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
+    IndexedDatasetBuilder = megatron_indexed().IndexedDatasetBuilder
     shard_dir = Path(work_dir) / "shards"
     prefix = shard_dir / f"{unit:05d}"
     tmp = shard_dir / f"{unit:05d}.partial"
@@ -111,8 +111,7 @@ class ShardedBuild:
 
     def merge(self, n_units: int, extra: Mapping) -> dict:
         """Concatenate all committed shards in unit order, write the manifest, drop .work/."""
-        import torch  # noqa: F401  (megatron's builder needs it)
-        from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+        IndexedDatasetBuilder = megatron_indexed().IndexedDatasetBuilder
 
         missing = self.pending(n_units)
         if missing:

@@ -1,0 +1,470 @@
+"""Wikipedia hyperlinks → MRC examples for mPMR (`python -m data_prep wiki-mrc`).
+
+Definition article → query, mention article → context, anchor → answer (DESIGN.md "mPMR data").
+The build has three phases:
+
+1. read the dump or WikiExtractor JSON (`data_prep.wiki`), cached in `OUT/.work/corpus.jsonl`
+   so that a resumed build never re-parses the dump;
+2. index: word spans per article (`data_prep.wordtok`), redirect-resolved link targets,
+   surface forms and mentions per entity — cheap and recomputed on resume;
+3. per unit of entities (sorted by title; each entity's randomness seeded from
+   (seed, entity title)): answerable + unanswerable examples, subword-encoded, written as one
+   shard (`data_prep.shards`). Output is identical for any worker count, scheduling and hash seed.
+
+Never imports torch.distributed or DeepSpeed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import multiprocessing as mp
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data_prep.format import MRCExample
+from data_prep.shards import ShardedBuild, atomic_write_text, counter_dict, write_shard
+
+# Scripts written without spaces between words: a surface form may sit inside a segmenter word.
+SPACELESS = {"zh", "ja", "th"}
+# Agglutinative scripts where particles attach to the end of a name (서울은): no right boundary.
+SUFFIXING = {"ko"}
+PAREN_RE = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+
+
+@dataclass
+class MRCParams:
+    """Build parameters; all of them are recorded in the manifest and checked on --resume."""
+
+    lang: str
+    min_mentions: int | None = None  # entities with fewer inbound links are dropped (None: 10 en / 5)
+    max_mentions: int = 10  # K: answerable examples per entity (and as many unanswerable)
+    query_words: int = 50
+    context_words: int = 200
+    max_query_tokens: int = 128
+    max_seq_len: int = 512
+    min_article_chars: int = 200
+    seed: int = 0
+    entities_per_unit: int = 64
+
+    def __post_init__(self):
+        if self.min_mentions is None:
+            self.min_mentions = 10 if self.lang == "en" else 5
+        for name in ("min_mentions", "max_mentions", "query_words", "context_words",
+                     "max_query_tokens", "entities_per_unit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.max_seq_len < self.max_query_tokens + 8:
+            raise ValueError("--max-seq-len must exceed --max-query-tokens by at least 8")
+
+
+@dataclass
+class RawExample:
+    """Text-level MRC example before subword encoding."""
+
+    query: str
+    context: str
+    answers: list[tuple[int, int]]  # char spans in `context`, end exclusive
+    answerable: bool
+
+
+@dataclass
+class Index:
+    """Everything the example builder reads: the corpus plus per-entity statistics."""
+
+    lang: str
+    titles: list[str]
+    texts: list[str]
+    words: list[np.ndarray]  # per article [n_words, 2] char spans (int32)
+    links: list[list[tuple[int, int, int]]]  # per article (start, end, entity article index)
+    mentions: dict[int, list[tuple[int, int]]]  # entity -> [(article, link index)]
+    surface_forms: dict[int, list[str]]  # entity -> names to mask / avoid, longest first
+    linked_entities: list[frozenset[int]]  # per article: entities it links to
+    stats: Counter = field(default_factory=Counter)
+
+
+def stable_seed(*parts: object) -> int:
+    """A 64-bit seed from values, independent of PYTHONHASHSEED."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def strip_parenthetical(title: str) -> str:
+    return PAREN_RE.sub("", title).strip()
+
+
+def split_at(words: list[tuple[int, int]], cuts: list[int]) -> list[tuple[int, int]]:
+    """Split word spans at the given char offsets (link boundaries) so anchors are whole words."""
+    out: list[tuple[int, int]] = []
+    for start, end in words:
+        i = bisect.bisect_right(cuts, start)
+        while i < len(cuts) and cuts[i] < end:
+            out.append((start, cuts[i]))
+            start = cuts[i]
+            i += 1
+        out.append((start, end))
+    return out
+
+
+def surface_regex(forms: list[str], lang: str, *, ignore_case: bool) -> re.Pattern | None:
+    """Whole-word matcher for any of `forms` (longest first), respecting the script's word rules."""
+    forms = [f for f in forms if f.strip()]
+    if not forms:
+        return None
+    body = "|".join(re.escape(f) for f in sorted(set(forms), key=lambda f: (-len(f), f)))
+    left = "" if lang in SPACELESS else r"(?<!\w)"
+    right = "" if lang in SPACELESS or lang in SUFFIXING else r"(?!\w)"
+    return re.compile(f"{left}(?:{body}){right}", re.IGNORECASE if ignore_case else 0)
+
+
+# ---------------------------------------------------------------- phase 2: index
+
+
+def _tokenize_article(job: tuple[str, str, list[int]]) -> np.ndarray:
+    from data_prep.wordtok import word_spans
+
+    text, lang, cuts = job
+    spans = split_at(word_spans(text, lang), cuts)
+    return np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+
+
+def build_index(corpus, lang: str, *, workers: int = 1, progress: bool = False) -> Index:
+    """Word-tokenize every article and collect mentions and surface forms per entity."""
+    articles = corpus.articles
+    title_to_idx = {a.title: i for i, a in enumerate(articles)}
+    stats: Counter = Counter()
+    links: list[list[tuple[int, int, int]]] = []
+    forms: dict[int, set[str]] = {}
+    for a in articles:
+        kept = []
+        for link in a.links:
+            target = title_to_idx.get(corpus.resolve(link.target))
+            if target is None:
+                stats["link_target_missing"] += 1
+                continue
+            kept.append((link.start, link.end, target))
+            forms.setdefault(target, set()).add(a.text[link.start:link.end])
+        links.append(kept)
+        stats["links_resolved"] += len(kept)
+    for i, a in enumerate(articles):
+        forms.setdefault(i, set()).update({a.title, strip_parenthetical(a.title)})
+    for source, target in sorted(corpus.redirects.items()):
+        idx = title_to_idx.get(corpus.resolve(target))
+        if idx is not None:
+            forms[idx].update({source, strip_parenthetical(source)})
+
+    jobs = [(a.text, lang, sorted({c for s, e, _ in lk for c in (s, e)}))
+            for a, lk in zip(articles, links)]
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            words = list(tqdm(pool.imap(_tokenize_article, jobs, chunksize=16), total=len(jobs),
+                              desc=f"{lang}: words", disable=not progress))
+    else:
+        words = [_tokenize_article(j) for j in tqdm(jobs, desc=f"{lang}: words",
+                                                     disable=not progress)]
+
+    mentions: dict[int, list[tuple[int, int]]] = {}
+    for art, lk in enumerate(links):
+        for li, (_, _, target) in enumerate(lk):
+            if target != art:
+                mentions.setdefault(target, []).append((art, li))
+    return Index(
+        lang=lang, titles=[a.title for a in articles], texts=[a.text for a in articles],
+        words=words, links=links, mentions=mentions,
+        surface_forms={e: sorted((f for f in fs if f.strip()), key=lambda f: (-len(f), f))
+                       for e, fs in forms.items()},
+        linked_entities=[frozenset(t for _, _, t in lk) for lk in links], stats=stats,
+    )
+
+
+def select_entities(index: Index, params: MRCParams) -> list[int]:
+    """Entities with enough inbound mentions, ordered by title (the unit order)."""
+    kept = [e for e, m in index.mentions.items() if len(m) >= params.min_mentions]
+    index.stats["entities_below_min_mentions"] = len(index.mentions) - len(kept)
+    return sorted(kept, key=lambda e: index.titles[e])
+
+
+# ---------------------------------------------------------------- phase 3: examples
+
+
+def make_query(index: Index, entity: int, params: MRCParams, mask: str) -> str | None:
+    """First Q words of the entity's article with every surface form replaced by one mask."""
+    words = index.words[entity]
+    if len(words) == 0:
+        return None
+    words = words[: params.query_words]
+    text = index.texts[entity]
+    region_start, region_end = int(words[0, 0]), int(words[-1, 1])
+    pattern = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
+    masked = np.zeros(len(words), dtype=bool)
+    for m in pattern.finditer(text, region_start, region_end):
+        masked |= (words[:, 0] < m.end()) & (words[:, 1] > m.start())
+    if not masked.any():
+        return None
+    pieces: list[str] = []
+    prev_end = region_start
+    for i, (start, end) in enumerate(words.tolist()):
+        if masked[i] and i > 0 and masked[i - 1]:
+            prev_end = end
+            continue
+        pieces.append(text[prev_end:start])
+        pieces.append(mask if masked[i] else text[start:end])
+        prev_end = end
+    return "".join(pieces).strip()
+
+
+def _window(words: np.ndarray, first: int, n: int) -> tuple[int, int]:
+    """Word window [first, first+n) clipped into the article, keeping its length when possible."""
+    first = max(0, min(first, len(words) - n))
+    return first, min(len(words), first + n)
+
+
+def answerable_example(index: Index, entity: int, mention: tuple[int, int], query: str,
+                       params: MRCParams, rng: np.random.Generator) -> RawExample:
+    art, link_idx = mention
+    words, text = index.words[art], index.texts[art]
+    start, end, _ = index.links[art][link_idx]
+    w_first = int(np.searchsorted(words[:, 0], start, side="left"))
+    w_last = int(np.searchsorted(words[:, 1], end, side="left"))
+    anchor_words = w_last - w_first + 1
+    before = int(rng.integers(0, max(0, params.context_words - anchor_words) + 1))
+    lo, hi = _window(words, w_first - before, params.context_words)
+    c_start, c_end = int(words[lo, 0]), int(words[hi - 1, 1])
+    context = text[c_start:c_end]
+    answers = set()
+    anchor = surface_regex([text[start:end]], index.lang, ignore_case=False)
+    answers.update((m.start(), m.end()) for m in anchor.finditer(context))
+    for s, e, target in index.links[art]:  # other links to the entity inside the window
+        if target == entity and s >= c_start and e <= c_end:
+            answers.add((s - c_start, e - c_start))
+    return RawExample(query, context, sorted(answers), True)
+
+
+def unanswerable_example(index: Index, entity: int, query: str, params: MRCParams,
+                         rng: np.random.Generator, tries: int = 30) -> RawExample | None:
+    """A window from an article that is not the entity's and never names or links to it."""
+    avoid = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
+    n = len(index.texts)
+    for _ in range(tries):
+        art = int(rng.integers(0, n))
+        if art == entity or entity in index.linked_entities[art] or len(index.words[art]) == 0:
+            continue
+        if avoid.search(index.texts[art]):
+            continue
+        words = index.words[art]
+        lo, hi = _window(words, int(rng.integers(0, max(1, len(words) - params.context_words + 1))),
+                         params.context_words)
+        context = index.texts[art][int(words[lo, 0]):int(words[hi - 1, 1])]
+        return RawExample(query, context, [], False)
+    return None
+
+
+def entity_examples(index: Index, entity: int, params: MRCParams, mask: str,
+                    stats: Counter) -> list[RawExample]:
+    rng = np.random.default_rng(stable_seed(params.seed, index.lang, index.titles[entity]))
+    query = make_query(index, entity, params, mask)
+    if query is None:
+        stats["query_without_mention"] += 1
+        return []
+    mentions = index.mentions[entity]
+    k = min(params.max_mentions, len(mentions))
+    chosen = sorted(rng.choice(len(mentions), size=k, replace=False).tolist())
+    examples = [answerable_example(index, entity, mentions[c], query, params, rng) for c in chosen]
+    for _ in range(k):
+        ex = unanswerable_example(index, entity, query, params, rng)
+        if ex is None:
+            stats["no_unanswerable_context"] += 1
+        else:
+            examples.append(ex)
+    return examples
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def encode_examples(raw: list[RawExample], tokenizer, params: MRCParams,
+                    stats: Counter) -> list[MRCExample]:
+    """`<s> query </s></s> context </s>` with answer char spans mapped to token spans.
+
+    The query is cut to max_query_tokens, the context to what is left of max_seq_len; an answer
+    that does not fit whole is dropped (never clipped), and an answerable example that loses all
+    its answers is counted as `answer_truncated` and kept as unanswerable.
+    """
+    if not raw:
+        return []
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    queries = tokenizer([r.query for r in raw], add_special_tokens=False)["input_ids"]
+    contexts = tokenizer([r.context for r in raw], add_special_tokens=False,
+                         return_offsets_mapping=True)
+    out = []
+    for r, q_ids, c_ids, offsets in zip(raw, queries, contexts["input_ids"],
+                                        contexts["offset_mapping"]):
+        q_ids = q_ids[: params.max_query_tokens]
+        budget = params.max_seq_len - len(q_ids) - 4
+        if len(c_ids) > budget:
+            stats["context_truncated"] += 1
+        kept = min(len(c_ids), budget)
+        context_start = len(q_ids) + 3
+        starts = [s for s, _ in offsets]
+        ends = [e for _, e in offsets]
+        spans = []
+        for a_start, a_end in r.answers:
+            t_start = bisect.bisect_right(ends, a_start)  # first token ending after a_start
+            t_end = bisect.bisect_left(starts, a_end) - 1  # last token starting before a_end
+            if t_end >= kept or t_end < t_start:
+                stats["answers_dropped"] += 1
+                continue
+            spans.append((context_start + t_start, context_start + t_end))
+        c_ids = c_ids[:kept]
+        if r.answerable and not spans:
+            stats["answer_truncated"] += 1
+        input_ids = [cls, *q_ids, sep, sep, *c_ids, sep]
+        out.append(MRCExample(np.asarray(input_ids, np.int32), context_start,
+                              context_start + len(c_ids),
+                              np.asarray(spans, np.int32).reshape(-1, 2)))
+        stats["answerable" if spans else "unanswerable"] += 1
+    stats["examples"] += len(out)
+    return out
+
+
+# ---------------------------------------------------------------- build driver
+
+_STATE: dict = {}  # set before forking unit workers (copy-on-write, never pickled)
+
+
+def _build_unit(unit: int) -> int:
+    index, entities, params = _STATE["index"], _STATE["entities"], _STATE["params"]
+    tokenizer, work_dir = _STATE["tokenizer"], _STATE["work_dir"]
+    stats: Counter = Counter()
+    lo = unit * params.entities_per_unit
+    raw: list[RawExample] = []
+    for entity in entities[lo: lo + params.entities_per_unit]:
+        raw.extend(entity_examples(index, entity, params, tokenizer.mask_token, stats))
+        stats["entities"] += 1
+    encoded = encode_examples(raw, tokenizer, params, stats)
+    skipped = {k: stats.pop(k) for k in ("query_without_mention", "no_unanswerable_context")
+               if k in stats}
+    write_shard(work_dir, unit, (ex.to_arrays() for ex in encoded),
+                {"counts": counter_dict(stats), "skipped": skipped})
+    return unit
+
+
+def _load_or_read_corpus(work_dir: Path, input_path: str, lang: str, params: MRCParams,
+                         workers: int, progress: bool):
+    """Phase 1, cached: the parsed corpus is saved once so --resume never re-reads the dump."""
+    from data_prep.wiki import Article, Link, WikiCorpus, read_wiki
+
+    cache = work_dir / "corpus.jsonl"
+    if cache.is_file():
+        with cache.open(encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            articles = []
+            for line in f:
+                a = json.loads(line)
+                articles.append(Article(a["title"], a["text"], [Link(*l) for l in a["links"]]))
+        return WikiCorpus(articles, header["redirects"], Counter(header["skipped"]))
+    corpus = read_wiki(input_path, lang, workers=workers, progress=progress,
+                       min_article_chars=params.min_article_chars)
+    tmp = cache.with_name(cache.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(json.dumps({"redirects": corpus.redirects, "skipped": dict(corpus.skipped)},
+                           ensure_ascii=False) + "\n")
+        for a in corpus.articles:
+            f.write(json.dumps({"title": a.title, "text": a.text,
+                                "links": [[l.start, l.end, l.target] for l in a.links]},
+                               ensure_ascii=False) + "\n")
+    tmp.replace(cache)
+    return corpus
+
+
+def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: str | Path,
+                   params: MRCParams, *, workers: int = 1, resume: bool = False,
+                   progress: bool = True) -> dict:
+    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest."""
+    from data_prep.tokenizer import load_tokenizer, tokenizer_info
+
+    input_path = Path(input_path)
+    if not input_path.exists():
+        raise FileNotFoundError(f"--input {input_path} does not exist")
+    tokenizer = load_tokenizer(tokenizer_path)
+    tok_info = tokenizer_info(tokenizer)
+    if Path(tokenizer_path).exists():  # readers find it from any working directory
+        tok_info["name_or_path"] = str(Path(tokenizer_path).resolve())
+    build = ShardedBuild(out_dir, "mrc", {**asdict(params), "input": str(input_path.resolve()),
+                                          "tokenizer_fingerprint": tok_info["fingerprint"]},
+                         resume=resume)
+    if build.complete:
+        print(f"{out_dir}: already complete")
+        return json.loads((Path(out_dir) / "manifest.json").read_text())
+    corpus = _load_or_read_corpus(build.work_dir, str(input_path), params.lang, params, workers,
+                                  progress)
+    index = build_index(corpus, params.lang, workers=workers, progress=progress)
+    entities = select_entities(index, params)
+    n_units = -(-len(entities) // params.entities_per_unit)
+    pending = build.pending(n_units)
+    _STATE.update(index=index, entities=entities, params=params, tokenizer=tokenizer,
+                  work_dir=build.work_dir)
+    try:
+        bar = tqdm(total=n_units, initial=n_units - len(pending), desc=f"{params.lang}: units",
+                   disable=not progress)
+        if workers > 1 and len(pending) > 1:
+            with mp.get_context("fork").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_build_unit, pending):
+                    bar.update()
+        else:
+            for unit in pending:
+                _build_unit(unit)
+                bar.update()
+        bar.close()
+    finally:
+        _STATE.clear()
+    reading = {"articles": len(corpus.articles), "redirects": len(corpus.redirects),
+               "entities_selected": len(entities), **counter_dict(index.stats)}
+    manifest = build.merge(n_units, {"lang": params.lang, "tokenizer": tok_info,
+                                     "reading": reading, "skipped": dict(corpus.skipped)})
+    return manifest
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("wiki-mrc", help="Wikipedia dump or WikiExtractor JSON → MRC data")
+    p.add_argument("--input", required=True, help="pages-articles .xml/.xml.bz2, or JSON file/dir")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder (ours or xlm-roberta-*)")
+    p.add_argument("--out", required=True, help="output folder for this language")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    p.add_argument("--no-progress", action="store_true")
+    defaults = MRCParams(lang="en")
+    p.add_argument("--min-mentions", type=int, default=None, help="default 10 for en, 5 otherwise")
+    for name in ("max_mentions", "query_words", "context_words", "max_query_tokens", "max_seq_len",
+                 "min_article_chars", "seed", "entities_per_unit"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from data_prep.wordtok import SUPPORTED_LANGS
+
+    if args.lang not in SUPPORTED_LANGS:
+        raise ValueError(f"--lang {args.lang}: supported are {' '.join(SUPPORTED_LANGS)}")
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
+    params = MRCParams(lang=args.lang, min_mentions=args.min_mentions,
+                       max_mentions=args.max_mentions, query_words=args.query_words,
+                       context_words=args.context_words, max_query_tokens=args.max_query_tokens,
+                       max_seq_len=args.max_seq_len, min_article_chars=args.min_article_chars,
+                       seed=args.seed, entities_per_unit=args.entities_per_unit)
+    manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
+                              resume=args.resume, progress=not args.no_progress)
+    counts = manifest.get("counts", {})
+    print(json.dumps({"out": str(args.out), "examples": counts.get("examples", 0),
+                      "answerable": counts.get("answerable", 0),
+                      "unanswerable": counts.get("unanswerable", 0),
+                      "answer_truncated": counts.get("answer_truncated", 0)}))
+    return 0

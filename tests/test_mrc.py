@@ -1,0 +1,321 @@
+"""MRC construction and the wiki-mrc build: masking, answers, balance, determinism, resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.format import MRCDataset
+from data_prep.inspect import iter_decoded
+from data_prep.mrc import (MRCParams, RawExample, build_index, build_wiki_mrc, encode_examples,
+                           entity_examples, select_entities, split_at, stable_seed,
+                           strip_parenthetical, surface_regex)
+from data_prep.wiki import Article, Link, WikiCorpus
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+DUMP = SHARED / "wiki" / "enwiki-sample.xml.bz2"
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    from data_prep.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tok")
+    return train_tokenizer([DUMP], vocab_size=4000, out_dir=out, lang="en")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    from data_prep.tokenizer import load_tokenizer
+
+    return load_tokenizer(tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def excerpt_build(tokenizer_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mrc") / "en"
+    manifest = build_wiki_mrc(DUMP, tokenizer_dir, out, MRCParams(lang="en", min_mentions=2),
+                              progress=False)
+    return out, manifest
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_split_at_cuts_words_at_link_boundaries():
+    assert split_at([(0, 5), (6, 12)], [2, 8, 12]) == [(0, 2), (2, 5), (6, 8), (8, 12)]
+    assert split_at([(0, 5)], []) == [(0, 5)]
+
+
+def test_surface_regex_whole_words_only():
+    rx = surface_regex(["Paris"], "en", ignore_case=True)
+    assert [m.group() for m in rx.finditer("Paris, parisian Parisa PARIS")] == ["Paris", "PARIS"]
+    # longest form wins, no partial replacement inside a longer name
+    rx = surface_regex(["Mercury", "Mercury (planet)"], "en", ignore_case=False)
+    assert rx.search("Mercury (planet) is").group() == "Mercury (planet)"
+    # spaceless scripts match inside segmenter words; Korean allows attached particles
+    assert surface_regex(["北京"], "zh", ignore_case=False).search("我在北京大学")
+    assert surface_regex(["서울"], "ko", ignore_case=False).search("서울은 크다")
+    assert not surface_regex(["서울"], "ko", ignore_case=False).search("대서울")
+
+
+def test_strip_parenthetical_and_stable_seed():
+    assert strip_parenthetical("Mercury (planet)") == "Mercury"
+    assert strip_parenthetical("Plain") == "Plain"
+    assert stable_seed(0, "en", "X") == stable_seed(0, "en", "X") != stable_seed(1, "en", "X")
+
+
+# ------------------------------------------------------------------ construction on a small corpus
+
+FILLER = ("The committee met in the spring and discussed several reports about trade, farming, "
+          "schools and the weather before the long summer holidays began across the region. ")
+
+
+def _article(title: str, body: str, links: list[tuple[str, str]]) -> Article:
+    """Body with {0}, {1}… placeholders replaced by anchors linking to the given targets."""
+    text, out_links = body, []
+    for i, (anchor, target) in enumerate(links):
+        pos = text.index("{%d}" % i)
+        text = text[:pos] + anchor + text[pos + len("{%d}" % i):]
+        out_links.append(Link(pos, pos + len(anchor), target))
+    return Article(title, text, out_links)
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    articles = [_article("Mercury (planet)", "Mercury is the smallest planet. The planet Mercury "
+                         "has no moons; Hermes was its Greek name. " + FILLER * 3, [])]
+    for i in range(6):
+        anchor = ["Mercury", "the first planet", "Mercury"][i % 3]
+        target = ["Mercury (planet)", "Mercury (planet)", "Hermes (planet)"][i % 3]
+        body = FILLER * (i + 1) + "Astronomers watched {0} at dawn. " + FILLER * 2
+        if i == 0:
+            body += "Later {1} rose again. "
+        links = [(anchor, target)] + ([("Mercury", "Mercury (planet)")] if i == 0 else [])
+        articles.append(_article(f"Observer {i}", body, links))
+    for i in range(4):
+        articles.append(Article(f"Unrelated {i}", FILLER * 4, []))
+    articles.append(Article("Venus", "Venus is the second planet, near " + FILLER * 3, []))
+    return WikiCorpus(articles, {"Hermes (planet)": "Mercury (planet)"}, Counter())
+
+
+def test_query_masks_every_surface_form(small_corpus):
+    index = build_index(small_corpus, "en")
+    entity = index.titles.index("Mercury (planet)")
+    assert select_entities(index, MRCParams(lang="en", min_mentions=6)) == [entity]
+    assert "the first planet" in index.surface_forms[entity]
+    assert "Hermes" in index.surface_forms[entity]  # redirect title without parenthetical
+    stats = Counter()
+    examples = entity_examples(index, entity, MRCParams(lang="en", min_mentions=6), "<mask>", stats)
+    query = examples[0].query
+    assert query.startswith("<mask> is the smallest planet")
+    assert "Mercury" not in query and "Hermes" not in query
+    assert "<mask> <mask>" not in query  # consecutive masks collapse
+    assert query.split().__len__() <= 50
+
+
+def test_answers_and_unanswerable_contexts(small_corpus):
+    index = build_index(small_corpus, "en")
+    entity = index.titles.index("Mercury (planet)")
+    params = MRCParams(lang="en", min_mentions=6, max_mentions=4, context_words=30)
+    stats = Counter()
+    examples = entity_examples(index, entity, params, "<mask>", stats)
+    answerable = [e for e in examples if e.answerable]
+    unanswerable = [e for e in examples if not e.answerable]
+    assert len(answerable) == len(unanswerable) == 4
+    for ex in answerable:
+        assert ex.answers, ex.context
+        assert len(ex.context.split()) <= 30
+        for s, e in ex.answers:
+            assert ex.context[s:e] in {"Mercury", "the first planet"}
+    for ex in unanswerable:
+        assert not ex.answers
+        assert "Mercury" not in ex.context and "Hermes" not in ex.context
+        assert "first planet" not in ex.context
+
+
+def test_every_occurrence_of_the_anchor_is_labelled(small_corpus):
+    index = build_index(small_corpus, "en")
+    entity = index.titles.index("Mercury (planet)")
+    params = MRCParams(lang="en", min_mentions=1, max_mentions=10, context_words=400)
+    examples = entity_examples(index, entity, params, "<mask>", Counter())
+    # Observer 0 links "Mercury" twice: its examples must label both occurrences
+    double = [e for e in examples if e.answerable and e.context.count("Mercury") == 2]
+    assert double and all(len(e.answers) == 2 for e in double)
+
+
+def test_encoding_maps_answers_to_tokens_and_counts_truncation(tokenizer):
+    context = "Astronomers watched Mercury at dawn while Mercury rose."
+    spans = [(20, 27), (42, 49)]
+    raw = [RawExample("<mask> is a planet", context, spans, True),
+           RawExample("<mask> is a planet", "nothing here", [], False)]
+    stats = Counter()
+    params = MRCParams(lang="en")
+    encoded = encode_examples(raw, tokenizer, params, stats)
+    ids = encoded[0].input_ids.tolist()
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert tokenizer.mask_token_id in ids[: encoded[0].context_start]
+    assert [tokenizer.decode(ids[s:e + 1]).strip() for s, e in encoded[0].answer_spans] == \
+        ["Mercury", "Mercury"]
+    assert stats["answerable"] == 1 and stats["unanswerable"] == 1
+    # a sequence budget that cuts the context between the two answers keeps only the first
+    c_tokens = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    q_tokens = len(tokenizer("<mask> is a planet", add_special_tokens=False)["input_ids"])
+    first_end = int(encoded[0].answer_spans[0, 1]) - encoded[0].context_start
+    tight = MRCParams(lang="en", max_query_tokens=q_tokens,
+                      max_seq_len=max(q_tokens + 8, q_tokens + 4 + first_end + 1))
+    stats = Counter()
+    (cut,) = encode_examples(raw[:1], tokenizer, tight, stats)
+    assert len(cut.input_ids) <= tight.max_seq_len
+    assert len(cut.answer_spans) == 1 and stats["answers_dropped"] == 1
+    assert c_tokens > cut.context_end - cut.context_start
+
+
+# ------------------------------------------------------------------ the real English excerpt
+
+
+def test_excerpt_build_quality(excerpt_build, tokenizer):
+    out, manifest = excerpt_build
+    records = list(iter_decoded(out, None, None))
+    assert len(records) == manifest["counts"]["examples"] > 50
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    assert len(answerable) == len(unanswerable)
+    positions = []
+    for r in answerable:
+        assert r["answers"] and all(a.strip() and a.strip() in r["context"] for a in r["answers"])
+        positions.append(r["context"].find(r["answers"][0].strip()) / max(1, len(r["context"])))
+    assert np.std(positions) > 0.15  # stochastic answer position, not always centred
+    mask = tokenizer.mask_token
+    ds = MRCDataset(out)
+    for i, r in enumerate(records):
+        assert mask in tokenizer.decode(ds[i].input_ids[: ds[i].context_start].tolist())
+    titles = manifest["reading"]["entities_selected"]
+    assert titles > 5
+    assert manifest["tokenizer"]["fingerprint"]
+    assert manifest["params"]["min_mentions"] == 2
+
+
+def test_excerpt_queries_hide_the_entity_name(excerpt_build, tokenizer_dir):
+    """Rebuild the raw examples to know each query's entity, then check its name is gone."""
+    from data_prep.mrc import _load_or_read_corpus  # noqa: F401  (cached corpus path exercised in build)
+    from data_prep.wiki import read_wiki
+
+    corpus = read_wiki(DUMP, "en", progress=False)
+    index = build_index(corpus, "en")
+    params = MRCParams(lang="en", min_mentions=2)
+    checked = 0
+    for entity in select_entities(index, params)[:40]:
+        for ex in entity_examples(index, entity, params, "<mask>", Counter())[:1]:
+            checked += 1
+            assert "<mask>" in ex.query
+            for name in index.surface_forms[entity]:
+                if len(name) > 3:
+                    assert not surface_regex([name], "en", ignore_case=True).search(ex.query), \
+                        (name, ex.query)
+    assert checked > 5
+
+
+def _sha(folder: Path) -> str:
+    return hashlib.sha256((folder / "mrc.bin").read_bytes() + (folder / "mrc.idx").read_bytes()
+                          ).hexdigest()
+
+
+def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "data_prep", *args], cwd=REPO,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def synth_dump(tmp_path_factory):
+    from data_prep.synth import write_synthetic_wiki
+
+    (path,) = write_synthetic_wiki(tmp_path_factory.mktemp("synth"), ["en"], articles_per_lang=120)
+    return path
+
+
+def test_same_output_for_workers_and_hash_seeds(synth_dump, tokenizer_dir, tmp_path):
+    args = ["wiki-mrc", "--input", str(synth_dump), "--lang", "en", "--tokenizer",
+            str(tokenizer_dir), "--entities-per-unit", "3", "--no-progress"]
+    runs = {}
+    for name, workers, hash_seed in [("one", "1", "0"), ("two", "2", "123")]:
+        proc = _cli(*args, "--out", str(tmp_path / name), "--workers", workers,
+                    env={"PYTHONHASHSEED": hash_seed})
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        runs[name] = json.loads(stdout.strip().splitlines()[-1])
+    assert runs["one"]["examples"] > 100
+    assert _sha(tmp_path / "one") == _sha(tmp_path / "two")
+
+
+def test_killed_build_resumes_to_identical_output(synth_dump, tokenizer_dir, tmp_path):
+    args = ["wiki-mrc", "--input", str(synth_dump), "--lang", "en", "--tokenizer",
+            str(tokenizer_dir), "--entities-per-unit", "1", "--no-progress"]
+    straight = tmp_path / "straight"
+    assert _cli(*args, "--out", str(straight)).wait(timeout=600) == 0
+
+    killed = tmp_path / "killed"
+    proc = _cli(*args, "--out", str(killed), start_new_session=True)
+    shards = killed / ".work" / "shards"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(shards.glob("*.json")):
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "manifest.json").exists(), "build finished before it could be killed"
+    assert list(shards.glob("*.json"))
+
+    again = _cli(*args, "--out", str(killed))
+    _, stderr = again.communicate(timeout=120)
+    assert again.returncode == 2 and "--resume" in stderr  # refuses to clobber without --resume
+    resumed = _cli(*args, "--out", str(killed), "--resume")
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert _sha(killed) == _sha(straight)
+    a, b = (json.loads((d / "manifest.json").read_text()) for d in (straight, killed))
+    assert a["counts"] == b["counts"] and a["files"] == b["files"]
+
+
+def test_resume_with_other_parameters_is_refused(tokenizer_dir, tmp_path):
+    out = tmp_path / "en"
+    (out / ".work").mkdir(parents=True)
+    (out / ".work" / "params.json").write_text(json.dumps({"lang": "en", "seed": 5}))
+    proc = _cli("wiki-mrc", "--input", str(DUMP), "--lang", "en", "--tokenizer",
+                str(tokenizer_dir), "--out", str(out), "--resume", "--no-progress")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "different parameters" in stderr and "seed" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "/nonexistent.xml.bz2", "--lang", "en"], "does not exist"),
+    (["--input", str(DUMP), "--lang", "xx"], "supported"),
+])
+def test_cli_errors_are_one_line(tokenizer_dir, tmp_path, args, message):
+    proc = _cli("wiki-mrc", *args, "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "o"))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_inspect_json_cli(excerpt_build):
+    out, manifest = excerpt_build
+    proc = _cli("inspect", str(out.parent), "--json", "--n", "5")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert len(lines) == 5
+    assert set(lines[0]) == {"lang", "query", "context", "answers", "answerable"}
