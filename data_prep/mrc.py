@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.format import MRCExample
-from data_prep.shards import ShardedBuild, atomic_write_text, counter_dict, write_shard
+from data_prep.shards import ShardedBuild, counter_dict, write_shard
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
 SPACELESS = {"zh", "ja", "th"}
@@ -394,8 +394,6 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
         raise FileNotFoundError(f"--input {input_path} does not exist")
     tokenizer = load_tokenizer(tokenizer_path)
     tok_info = tokenizer_info(tokenizer)
-    if Path(tokenizer_path).exists():  # readers find it from any working directory
-        tok_info["name_or_path"] = str(Path(tokenizer_path).resolve())
     build = ShardedBuild(out_dir, "mrc", {**asdict(params), "input": str(input_path.resolve()),
                                           "tokenizer_fingerprint": tok_info["fingerprint"]},
                          resume=resume)
@@ -426,7 +424,10 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
         _STATE.clear()
     reading = {"articles": len(corpus.articles), "redirects": len(corpus.redirects),
                "entities_selected": len(entities), **counter_dict(index.stats)}
+    from data_prep.wordtok import backend_info
+
     manifest = build.merge(n_units, {"lang": params.lang, "tokenizer": tok_info,
+                                     "word_tokenizer": backend_info(params.lang),
                                      "reading": reading, "skipped": dict(corpus.skipped)})
     return manifest
 

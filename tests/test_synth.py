@@ -1,0 +1,135 @@
+"""data_prep.synth: the synthetic multilingual pages-articles dumps used by `make demo`."""
+
+from __future__ import annotations
+
+import bz2
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from data_prep.__main__ import main
+from data_prep.synth import MIN_INBOUND, write_synthetic_wiki
+
+LANGS = ["en", "de", "ru", "zh", "th", "ar", "hi"]
+NS = "{http://www.mediawiki.org/xml/export-0.10/}"
+SCRIPT = {"en": "[A-Za-z]", "de": "[äöüß]", "ru": "[\u0400-\u04ff]", "zh": "[\u4e00-\u9fff]",
+          "th": "[\u0e00-\u0e7f]", "ar": "[\u0600-\u06ff]", "hi": "[\u0900-\u097f]"}
+LINK = re.compile(r"\[\[([^\[\]|]+)(?:\|([^\[\]]*))?\]\](\w*)")
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("synth")
+    paths = write_synthetic_wiki(out, LANGS)
+    assert [p.name for p in paths] == [f"{lang}wiki-synth-pages-articles.xml.bz2" for lang in LANGS]
+    return dict(zip(LANGS, paths))
+
+
+def pages(path: Path) -> list[dict]:
+    root = ET.fromstring(bz2.decompress(path.read_bytes()))
+    assert root.tag == f"{NS}mediawiki" and root.get("version") == "0.10"
+    out = []
+    for page in root.iter(f"{NS}page"):
+        redirect = page.find(f"{NS}redirect")
+        out.append({"title": page.findtext(f"{NS}title"), "ns": int(page.findtext(f"{NS}ns")),
+                    "id": int(page.findtext(f"{NS}id")),
+                    "redirect": None if redirect is None else redirect.get("title"),
+                    "text": page.find(f"{NS}revision/{NS}text").text})
+    return out
+
+
+def content(all_pages: list[dict]) -> list[dict]:
+    return [p for p in all_pages if p["ns"] == 0 and p["redirect"] is None
+            and "{{disambiguation}}" not in p["text"]]
+
+
+def upper_first(title: str) -> str:
+    return title[:1].upper() + title[1:]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_page_kinds_and_script(dumps, lang):
+    path = dumps[lang]
+    assert path.stat().st_size < 300_000
+    all_pages = pages(path)
+    assert len({p["id"] for p in all_pages}) == len(all_pages)
+    articles = content(all_pages)
+    assert 40 <= len(articles) <= 80
+    redirects = [p for p in all_pages if p["redirect"]]
+    assert len(redirects) >= 5
+    assert all(p["text"].startswith("#") and f"[[{p['redirect']}]]" in p["text"]
+               for p in redirects)
+    dabs = [p for p in all_pages if "{{disambiguation}}" in p["text"]]
+    assert len(dabs) == 1 and dabs[0]["text"].count("\n* [[") >= 2
+    categories = [p for p in all_pages if p["ns"] == 14]
+    assert categories and all(":" in p["title"] for p in categories)
+    assert any(re.search(r"\S \([^()]+\)$", p["title"]) for p in articles)  # Mercury (planet)
+    assert any(len(p["text"]) < 200 for p in articles)  # stubs
+    text = "\n".join(p["text"] for p in articles)
+    assert len(re.findall(SCRIPT[lang], text)) > (200 if lang == "de" else 1000)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_entities_are_defined_and_linked_from_enough_articles(dumps, lang):
+    all_pages = pages(dumps[lang])
+    redirects = {p["title"]: p["redirect"] for p in all_pages if p["redirect"]}
+    titles = {p["title"]: p for p in content(all_pages)}
+    inbound: dict[str, set[str]] = defaultdict(set)
+    forms = defaultdict(int)
+    for page in titles.values():
+        for target, alias, trail in LINK.findall(page["text"]):
+            target = upper_first(target.strip())
+            forms["redirect"] += target in redirects
+            forms["alias"] += bool(alias)
+            forms["trail"] += bool(trail)
+            target = redirects.get(target, target)
+            if target in titles and target != page["title"]:
+                inbound[target].add(page["title"])
+    assert len(inbound) >= 10
+    assert min(len(sources) for sources in inbound.values()) >= MIN_INBOUND
+    for entity in inbound:
+        name = re.sub(r" \([^()]*\)$", "", entity)
+        first_paragraph = titles[entity]["text"].split("\n\n")[0]
+        assert name.lower() in first_paragraph.lower()
+    assert forms["redirect"] and forms["alias"]
+    if lang in ("en", "de", "ru"):
+        assert forms["trail"]
+    lower = sum(1 for p in titles.values() for t, _, _ in LINK.findall(p["text"])
+                if t[:1] != t[:1].upper())
+    if lang in ("en", "ru"):
+        assert lower > 0  # [[telescope]] -> Telescope
+
+
+def test_read_wiki_parses_every_language(dumps):
+    wiki = pytest.importorskip("data_prep.wiki")
+    for lang, path in dumps.items():
+        corpus = wiki.read_wiki(path, lang, progress=False)
+        assert len(corpus.articles) >= 40, lang
+        assert len(corpus.redirects) >= 5, lang
+        assert corpus.skipped["disambiguation"] == 1, lang
+        assert corpus.skipped["non_article_namespace"] == 3, lang
+        titles = {a.title for a in corpus.articles}
+        resolved = [corpus.resolve(link.target) in titles
+                    for a in corpus.articles for link in a.links]
+        assert len(resolved) > 200 and all(resolved), lang
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = write_synthetic_wiki(tmp_path / "a", ["en", "th"], seed=3)
+    b = write_synthetic_wiki(tmp_path / "b", ["en", "th"], seed=3)
+    c = write_synthetic_wiki(tmp_path / "c", ["en", "th"], seed=4)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert all(x.read_bytes() != y.read_bytes() for x, y in zip(a, c))
+
+
+def test_articles_per_lang_and_cli(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), "--langs", "de,hi", "--articles-per-lang",
+                 "80", "--seed", "1"]) == 0
+    assert "dewiki-synth-pages-articles.xml.bz2" in capsys.readouterr().out
+    assert len(content(pages(tmp_path / "hiwiki-synth-pages-articles.xml.bz2"))) == 80 - 1
+    assert main(["synth", "--out", str(tmp_path), "--langs", "en,xx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no synthetic lexicon for xx" in err
