@@ -134,14 +134,9 @@ class ShardedBuild:
         final = self.out_dir / self.prefix
         os.replace(str(tmp) + ".bin", str(final) + ".bin")
         os.replace(str(tmp) + ".idx", str(final) + ".idx")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            **extra,
-            **totals,
-            "params": self.params,
-            "files": {"prefix": self.prefix, "sha256": _sha256(str(final) + ".bin")},
-        }
+        manifest = add_counts(json.loads(json.dumps(dict(extra))), totals)  # unit counters add up
+        manifest.update(format_version=FORMAT_VERSION, kind=self.kind, params=self.params,
+                        files={"prefix": self.prefix, "sha256": _sha256(str(final) + ".bin")})
         atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True,
                                                               ensure_ascii=False))
         shutil.rmtree(self.work_dir, ignore_errors=True)

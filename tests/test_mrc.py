@@ -319,3 +319,22 @@ def test_inspect_json_cli(excerpt_build):
     lines = [json.loads(line) for line in stdout.splitlines()]
     assert len(lines) == 5
     assert set(lines[0]) == {"lang", "query", "context", "answers", "answerable"}
+
+
+def test_bad_input_lines_are_counted_in_the_manifest(tokenizer_dir, tmp_path):
+    """Real WikiExtractor JSON with broken lines mixed in: the build goes on and says why."""
+    import bz2
+
+    lines = bz2.open(SHARED / "wiki/enwiki-extracted-links/AA/wiki_00.bz2").read().splitlines()
+    bad = [b"{not json", b'{"id": "1", "title": "No text"}', b"\xff\xfe broken \xc3\x28",
+           b'{"id": "2", "revid": "2", "url": "", "title": "Empty", "text": ""}']
+    mixed = lines[:40] + bad + lines[40:]
+    dump = tmp_path / "wiki_00"
+    dump.write_bytes(b"\n".join(mixed) + b"\n")
+    manifest = build_wiki_mrc(dump, tokenizer_dir, tmp_path / "en",
+                              MRCParams(lang="en", min_mentions=2), progress=False)
+    skipped = manifest["skipped"]
+    assert skipped.get("malformed_json", 0) >= 1
+    assert skipped.get("invalid_utf8", 0) + skipped.get("malformed_json", 0) >= 2
+    assert skipped.get("missing_field", 0) + skipped.get("empty_article", 0) >= 2
+    assert manifest["counts"]["examples"] > 50

@@ -1,0 +1,68 @@
+"""The shared build layer: shard commit/merge, counters, resume guards, format readers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_prep.format import CorpusDataset, MRCDataset, MRCExample, manifest_hash, read_manifest
+from data_prep.shards import BuildError, ShardedBuild, add_counts, write_shard
+
+
+def _example(seed: int, answers: int) -> MRCExample:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(4, 100, size=20).astype(np.int32)
+    spans = np.array([[8 + a, 9 + a] for a in range(answers)], np.int32).reshape(-1, 2)
+    return MRCExample(ids, 6, 19, spans)
+
+
+def test_merge_keeps_unit_order_and_sums_counters(tmp_path):
+    build = ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
+    examples = [[_example(10 * u + i, i % 3) for i in range(u)] for u in range(4)]  # unit 0 empty
+    for unit in (2, 0, 3, 1):  # commit order must not matter
+        write_shard(build.work_dir, unit, [e.to_arrays() for e in examples[unit]],
+                    {"counts": {"examples": unit}, "skipped": {"odd": unit % 2}})
+    manifest = build.merge(4, {"lang": "en", "skipped": {"odd": 10, "reader": 2}})
+    assert manifest["counts"] == {"examples": 6}
+    assert manifest["skipped"] == {"odd": 12, "reader": 2}
+    assert not (tmp_path / ".work").exists()
+    ds = MRCDataset(tmp_path)
+    flat = [e for unit in examples for e in unit]
+    assert len(ds) == len(flat) == 6
+    for got, want in zip((ds[i] for i in range(len(ds))), flat):
+        np.testing.assert_array_equal(got.input_ids, want.input_ids)
+        np.testing.assert_array_equal(got.answer_spans, want.answer_spans)
+        assert got.answerable == want.answerable
+    assert len(manifest_hash(tmp_path)) == 64
+
+
+def test_resume_guards(tmp_path):
+    ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
+    with pytest.raises(BuildError, match="--resume"):
+        ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
+    with pytest.raises(BuildError, match="seed: 1 -> 2"):
+        ShardedBuild(tmp_path, "mrc", {"seed": 2}, resume=True)
+    build = ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=True)
+    with pytest.raises(BuildError, match="not built"):
+        build.merge(1, {})
+    write_shard(build.work_dir, 0, [], {})
+    build.merge(1, {"lang": "en"})
+    assert ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=True).complete
+    with pytest.raises(BuildError, match="finished"):
+        ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
+
+
+def test_readers_explain_unfinished_or_wrong_folders(tmp_path):
+    (tmp_path / ".work").mkdir()
+    with pytest.raises(FileNotFoundError, match="interrupted.*--resume"):
+        read_manifest(tmp_path)
+    build = ShardedBuild(tmp_path / "c", "mrc", {}, resume=False)
+    write_shard(build.work_dir, 0, [], {})
+    build.merge(1, {"lang": "en"})
+    with pytest.raises(ValueError, match="holds 'mrc' data, expected 'corpus'"):
+        CorpusDataset(tmp_path / "c")
+
+
+def test_add_counts_nested():
+    assert add_counts({"a": 1, "b": {"c": 2}}, {"a": 2, "b": {"c": 1, "d": 4}}) == \
+        {"a": 3, "b": {"c": 3, "d": 4}}
