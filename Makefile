@@ -27,6 +27,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/data_prep.py
+	$(PY) bench/kernels.py
+	@if [ -f bench/train_step.py ]; then $(PY) bench/train_step.py; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info

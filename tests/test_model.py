@@ -134,8 +134,6 @@ def test_loss_backward_reaches_encoder_and_extractor():
     assert model.encoder.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kernels.span_scores") is None,
-                    reason="kernels.span_scores not available (written by the kernels engineer)")
 def test_fused_loss_matches_naive():
     model = tiny_model()
     batch = hand_batch()
