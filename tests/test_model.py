@@ -3,7 +3,6 @@ HF loading, FLOPs."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
