@@ -1,0 +1,279 @@
+"""Plain-PyTorch fine-tuning of an mPMR Hugging Face model on encoded MRC features, and span
+logits for evaluation.
+
+* `load_model` — an `MPMRForSpanExtraction` folder (`pretrain.convert_to_hf` output), or a plain
+  XLM-R folder whose encoder is loaded and whose extractor is freshly initialised (the baseline).
+* `collate` — features → padded batch in `pretrain.data.MRCCollator`'s layout. The WAE loss sets
+  the (0, 0) target from "has a gold span"; pair-task features have no span but a `relevant`
+  flag, so every relevant feature also gets the row (b, 0, 0) in `answer_spans`. That sets the
+  (0, 0) target to 1 and nothing else (the cell is valid and is the relevance cell), so
+  `pretrain.model.wae_loss` computes exactly the loss with target Z_00 = `feature.relevant`.
+* `train` — AdamW (no decay on biases / LayerNorm) + linear warmup and decay, gradient clipping,
+  padding to the longest sequence of each micro-batch, a seeded shuffle per epoch; optional
+  `torch.autocast` (bf16 / fp16) of the encoder on CUDA (span logits and loss stay fp32). With
+  `grad_accum` > 1 the step loss is the size-weighted mean of the micro-batch means.
+* `feature_logits` — the span logits of each feature, [n, n] float32 numpy per feature.
+
+Never imports DeepSpeed (`pretrain.model` and `pretrain.data` do not either).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from finetune.mrc_form import MRCFeature
+from pretrain.data import MRCCollator
+from pretrain.model import param_groups, span_logits, wae_loss
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings (defaults of `finetune.run` fill these per task)."""
+
+    epochs: float = 3.0
+    """Passes over the training features (fractions allowed: 0.5 = half the steps of one)."""
+    lr: float = 3e-5
+    """Peak learning rate, reached after warmup and decayed linearly to 0."""
+    batch_size: int = 64
+    """Features per optimizer step (= micro_batch_size × grad_accum)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step; batch_size must be divisible by it."""
+    warmup_ratio: float = 0.06
+    """Fraction of all optimizer steps spent warming up linearly from 0."""
+    weight_decay: float = 0.0
+    """AdamW decay on weight matrices (biases and LayerNorm never decay)."""
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this (≤ 0: no clipping)."""
+    seed: int = 42
+    log_every: int = 10
+    """Log the loss every N optimizer steps (and always at the first and the last)."""
+
+
+# ---------------------------------------------------------------------------- model
+
+def load_model(path: str | Path, *, extractor_size: int = 1024):
+    """`MPMRForSpanExtraction` from a Hugging Face folder, on CPU.
+
+    A folder exported by `pretrain.convert_to_hf` loads whole. A plain XLM-R folder (e.g. an
+    official `xlm-roberta-base` download: `model_type` "xlm-roberta") loads its encoder and gets
+    a fresh extractor of `extractor_size` (seed torch first for a reproducible initialisation).
+    """
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"--model {path}: no config.json — pass a folder written by "
+                                "`python -m pretrain.convert_to_hf` or an xlm-roberta folder")
+    from pretrain.hf_mpmr import MPMRConfig, MPMRForSpanExtraction
+
+    raw = json.loads(config_file.read_text(encoding="utf-8"))
+    if raw.get("model_type") == MPMRConfig.model_type or "extractor_size" in raw:
+        return MPMRForSpanExtraction.from_pretrained(path)
+    if raw.get("model_type") != "xlm-roberta":
+        raise ValueError(f"--model {path}: model_type {raw.get('model_type')!r} is neither "
+                         f"{MPMRConfig.model_type!r} nor 'xlm-roberta'")
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    encoder_config = XLMRobertaConfig.from_pretrained(path)
+    fields = {k: v for k, v in encoder_config.to_dict().items()
+              if k not in ("model_type", "architectures", "transformers_version")}
+    config = MPMRConfig(**fields, extractor_size=extractor_size)
+    model = MPMRForSpanExtraction(config)
+    encoder = XLMRobertaModel.from_pretrained(path, add_pooling_layer=False)
+    missing, unexpected = encoder_module(model).load_state_dict(encoder.state_dict(), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"--model {path}: encoder weights do not fit (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    return model
+
+
+def encoder_module(model) -> torch.nn.Module:
+    """The XLM-R encoder inside an `MPMRForSpanExtraction`."""
+    return getattr(model, model.base_model_prefix)
+
+
+def max_positions(model) -> int:
+    """Longest input the model's position embeddings allow (XLM-R starts at pad_id + 1)."""
+    config = model.config
+    return int(config.max_position_embeddings) - int(config.pad_token_id or 0) - 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """"auto" → bf16 on CUDA devices that support it, else fp32; bf16/fp16 need CUDA."""
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name != "fp32" and device.type != "cuda":
+        raise ValueError(f"--precision {name} needs a CUDA device (got {device}); use fp32")
+    return name
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- batches
+
+def collate(features: Sequence[MRCFeature], pad_id: int, max_seq_len: int) -> dict[str, Tensor]:
+    """Features → `MRCCollator` batch (input_ids / attention_mask [B, T], context_start /
+    context_end [B], answer_spans [N, 3], answer_counts [B], lang_id [B] = 0) with one extra
+    (b, 0, 0) row in answer_spans for every relevant feature, so Z_00's target is `relevant`."""
+    batch = MRCCollator(pad_id, max_seq_len)([(0, f.to_mrc_example()) for f in features])
+    rows = [b for b, f in enumerate(features) if f.relevant]
+    if rows:
+        relevance = torch.zeros(len(rows), 3, dtype=torch.long)
+        relevance[:, 0] = torch.tensor(rows)
+        batch["answer_spans"] = torch.cat([batch["answer_spans"], relevance])
+        batch["answer_counts"] = batch["answer_counts"] + torch.bincount(
+            relevance[:, 0], minlength=len(features))
+    return batch
+
+
+def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _forward(model, batch: dict[str, Tensor]):
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+
+
+def batch_loss(model, batch: dict[str, Tensor], device: torch.device | None = None,
+               precision: str = "fp32") -> Tensor:
+    """Mean WAE loss (BCE with logits over all valid cells) of one batch, fp32 scalar. Only the
+    encoder runs under autocast: the span logits and the loss are computed in fp32 (autocast
+    would run their bmm in bf16 / fp16)."""
+    with autocast(device or batch["input_ids"].device, precision):
+        out = _forward(model, batch)
+    loss, _ = wae_loss(out.query_states, out.last_hidden_state, batch)
+    return loss
+
+
+# ---------------------------------------------------------------------------- training
+
+def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_id: int,
+          max_seq_len: int, device: torch.device, precision: str = "fp32",
+          log: Callable[[dict], None] | None = None) -> list[dict]:
+    """Fine-tune `model` in place on `features`; returns the logged records
+    `{"step", "epoch", "loss", "lr", "seconds"}` (loss = mean over the steps since the last
+    record). Deterministic for a given seed on CPU."""
+    if not features:
+        raise ValueError("no training features")
+    if options.batch_size < 1 or options.grad_accum < 1 or options.batch_size % options.grad_accum:
+        raise ValueError(f"--batch-size {options.batch_size} must be a positive multiple of "
+                         f"--grad-accum {options.grad_accum}")
+    if options.epochs <= 0:
+        raise ValueError(f"--epochs must be positive, got {options.epochs}")
+    micro = options.batch_size // options.grad_accum
+    steps_per_epoch = math.ceil(len(features) / options.batch_size)
+    total_steps = max(1, round(steps_per_epoch * options.epochs))
+    warmup = int(options.warmup_ratio * total_steps)
+
+    from transformers import get_linear_schedule_with_warmup
+
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(param_groups(model, options.weight_decay), lr=options.lr,
+                                  eps=options.adam_eps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    records: list[dict] = []
+    window: list[float] = []
+    start = time.perf_counter()
+    for step, batches in enumerate(_step_batches(features, options, micro, total_steps), 1):
+        step_loss = 0.0
+        step_items = [f for chunk in batches for f in chunk]
+        for chunk in batches:
+            batch = _to(collate(chunk, pad_id, max_seq_len), device)
+            loss = batch_loss(model, batch, device, precision) * (len(chunk) / len(step_items))
+            scaler.scale(loss).backward()
+            step_loss += float(loss.detach())
+        if options.max_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if not math.isfinite(step_loss):
+            raise FloatingPointError(f"loss is {step_loss} at step {step}; lower --lr or use "
+                                     "--precision fp32")
+        window.append(step_loss)
+        if step == 1 or step % max(1, options.log_every) == 0 or step == total_steps:
+            record = {"step": step, "epoch": round(step / steps_per_epoch, 3),
+                      "loss": sum(window) / len(window), "lr": lr,
+                      "seconds": round(time.perf_counter() - start, 2)}
+            records.append(record)
+            window = []
+            if log is not None:
+                log(record)
+    model.eval()
+    return records
+
+
+def _step_batches(features: Sequence[MRCFeature], options: TrainOptions, micro: int,
+                  total_steps: int) -> Iterator[list[list[MRCFeature]]]:
+    """Optimizer steps as lists of micro-batches; a fresh seeded permutation per epoch."""
+    generator = torch.Generator().manual_seed(options.seed)
+    step = 0
+    while True:
+        order = torch.randperm(len(features), generator=generator).tolist()
+        for first in range(0, len(order), options.batch_size):
+            chosen = [features[i] for i in order[first:first + options.batch_size]]
+            yield [chosen[k:k + micro] for k in range(0, len(chosen), micro)]
+            step += 1
+            if step == total_steps:
+                return
+
+
+# ---------------------------------------------------------------------------- inference
+
+@torch.no_grad()
+def feature_logits(model, features: Sequence[MRCFeature], *, pad_id: int, max_seq_len: int,
+                   device: torch.device, precision: str = "fp32",
+                   batch_size: int = 64) -> list[np.ndarray]:
+    """Span logits Z [n, n] float32 (n = len(feature.input_ids)) per feature, in input order.
+    Features are batched by length so that padding stays small."""
+    model.to(device).eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    out: list[np.ndarray | None] = [None] * len(features)
+    for first in range(0, len(order), batch_size):
+        index = order[first:first + batch_size]
+        chunk = [features[i] for i in index]
+        batch = _to(collate(chunk, pad_id, max_seq_len), device)
+        with autocast(device, precision):
+            encoded = _forward(model, batch)
+        logits = span_logits(encoded.query_states, encoded.last_hidden_state)  # [B, T, T] fp32
+        logits = logits.float().cpu().numpy()
+        for row, i in enumerate(index):
+            n = len(features[i].input_ids)
+            out[i] = logits[row, :n, :n].copy()
+    return out
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

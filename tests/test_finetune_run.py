@@ -1,0 +1,350 @@
+"""finetune.run / finetune.train_loop: fine-tuning a tiny mPMR HF folder on real XLU samples
+(PAN-X, XQuAD, PAWS-X) on CPU, zero-shot evaluation whose prediction files `finetune.evaluate`
+scores to the same numbers, rationales, the relevance target of pair tasks, determinism, plain
+XLM-R folders and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from finetune import evaluate as evaluate_cli
+from finetune import run, train_loop
+from finetune.mrc_form import encode, pair_instances
+from finetune.tasks import read_ner, read_pair
+
+REPO = Path(__file__).resolve().parents[1]
+XLU = REPO.parent / "shared" / "data" / "xlu"
+pytestmark = pytest.mark.skipif(not XLU.is_dir(), reason="shared XLU samples not available")
+LANGS = ("en", "de", "zh")
+
+
+def first_sentences(src: Path, dst: Path, n: int) -> Path:
+    """The first n blank-line separated sentences of a tagging file."""
+    blocks = [b for b in src.read_text(encoding="utf-8").split("\n\n") if b.strip()][:n]
+    dst.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return dst
+
+
+def first_lines(src: Path, dst: Path, n: int) -> Path:
+    dst.write_text("\n".join(src.read_text(encoding="utf-8").splitlines()[:n]) + "\n",
+                   encoding="utf-8")
+    return dst
+
+
+def first_questions(src: Path, dst: Path, n_paragraphs: int, n_questions: int) -> Path:
+    """SQuAD JSON cut to the first paragraphs of the first article, n questions each."""
+    doc = json.loads(src.read_text(encoding="utf-8"))
+    article = doc["data"][0]
+    paragraphs = [{**p, "qas": p["qas"][:n_questions]}
+                  for p in article["paragraphs"][:n_paragraphs]]
+    dst.write_text(json.dumps({"data": [{**article, "paragraphs": paragraphs}]},
+                              ensure_ascii=False), encoding="utf-8")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """Small slices of the shared samples (files the CLI reads)."""
+    root = tmp_path_factory.mktemp("xlu")
+    out: dict[str, Path] = {}
+    for lang in LANGS:
+        out[f"ner-{lang}"] = first_sentences(XLU / "panx" / f"dev-{lang}.tsv",
+                                             root / f"ner-{lang}.tsv", 24)
+        out[f"pawsx-{lang}"] = first_lines(XLU / "pawsx" / f"test-{lang}.tsv",
+                                           root / f"pawsx-{lang}.tsv", 12)
+    for lang in ("en", "zh"):
+        out[f"xquad-{lang}"] = first_questions(XLU / "xquad" / f"xquad.{lang}.json",
+                                               root / f"xquad-{lang}.json", 2, 3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, data) -> Path:
+    """Tiny random `MPMRForSpanExtraction` (2 layers, hidden 32, 128 positions like the demo)
+    + a SentencePiece tokenizer trained on the samples, saved as a HF folder."""
+    from data_prep.tokenizer import load_tokenizer, train_tokenizer
+    from pretrain.hf_mpmr import MPMRConfig, MPMRForSpanExtraction
+
+    root = tmp_path_factory.mktemp("model")
+    text = [p.read_text(encoding="utf-8") for p in data.values()]
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(text), encoding="utf-8")
+    tokenizer = load_tokenizer(train_tokenizer([corpus], 1000, root / "tok",
+                                               character_coverage=0.99, num_threads=1))
+    torch.manual_seed(0)
+    config = MPMRConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
+                        type_vocab_size=1, pad_token_id=tokenizer.pad_token_id,
+                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                        extractor_size=64)
+    folder = root / "hf"
+    MPMRForSpanExtraction(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def cli_scores(task: str, gold: Path, pred: Path, *args: str) -> dict:
+    """What `python -m finetune.evaluate` prints, run in-process."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert evaluate_cli.main(["--task", task, "--gold", str(gold), "--pred", str(pred),
+                                  *args]) == 0
+    return json.loads(buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------- NER end to end
+
+def run_cli(argv: list[str]) -> str:
+    """`finetune.run.main(argv)` in-process; asserts exit 0 and returns what it printed."""
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert run.main(argv) == 0
+    return stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ner_run(tmp_path_factory, model_dir, data):
+    """Zero-shot evaluation over en / de / zh after one step at a negligible learning rate: the
+    near-random model predicts many spans, so the scores (and their parity) are not all 0."""
+    out = tmp_path_factory.mktemp("ner-run")
+    argv = ["--task", "ner", "--model", str(model_dir), "--train", str(data["ner-en"]),
+            "--out", str(out), "--epochs", "0.1", "--lr", "1e-9", "--batch-size", "12"]
+    for lang in LANGS:
+        argv += ["--eval", f"{lang}={data[f'ner-{lang}']}"]
+    return out, run_cli(argv)
+
+
+def test_ner_loss_decreases(tmp_path, model_dir, data):
+    out = tmp_path / "train"
+    run_cli(["--task", "ner", "--model", str(model_dir), "--train", str(data["ner-en"]),
+             "--eval", f"de={data['ner-de']}", "--out", str(out), "--epochs", "4", "--lr", "3e-3",
+             "--batch-size", "12", "--warmup-ratio", "0.1", "--seed", "7", "--log-every", "1"])
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log]
+    assert [r["step"] for r in log] == list(range(1, len(log) + 1))
+    assert len(log) == 6 * 4  # 72 features (24 sentences × 3 labels) / 12 per step × 4 epochs
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3]), losses
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_loss"]["last"] == losses[-1]
+    assert results["settings"]["max_seq_len"] == 128  # clamped to the model's positions
+    assert list(results["scores"]) == ["de"]
+
+
+def test_ner_table_predictions_and_evaluate_parity(ner_run, data):
+    out, printed = ner_run
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["scores"]) == list(LANGS)
+    table = printed.strip().splitlines()
+    assert table[0].split() == ["lang", "precision", "recall", "f1"]
+    rows = {line.split()[0].rstrip("*"): line.split()[1:] for line in table[1:5]}
+    assert list(rows) == [*LANGS, "avg"]
+    for lang in LANGS:
+        pred = out / "predictions" / f"{lang}.json"
+        predictions = json.loads(pred.read_text())
+        assert set(predictions) == {str(i) for i in range(24)}  # every sentence has a key
+        assert sum(map(len, predictions.values())) > 0
+        official = cli_scores("ner", data[f"ner-{lang}"], pred)
+        assert official == results["scores"][lang]
+        assert rows[lang] == [f"{official[c]:.2f}" for c in ("precision", "recall", "f1")]
+    for column in ("precision", "recall", "f1"):
+        mean = sum(results["scores"][lang][column] for lang in LANGS) / len(LANGS)
+        assert results["average"][column] == pytest.approx(mean)
+        assert rows["avg"][("precision", "recall", "f1").index(column)] == f"{mean:.2f}"
+
+
+def test_ner_evaluate_cli_subprocess_reproduces(ner_run, data):
+    out, _ = ner_run
+    proc = subprocess.run([sys.executable, "-m", "finetune.evaluate", "--task", "ner", "--gold",
+                           str(data["ner-de"]), "--pred", str(out / "predictions" / "de.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads(proc.stdout) == results["scores"]["de"]
+
+
+def test_saved_model_reloads_and_predicts_the_same(ner_run, data):
+    out, _ = ner_run
+    from data_prep.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(out / "model")
+    model = train_loop.load_model(out / "model")
+    gold = read_ner(data["ner-zh"])
+    queries = run.task_queries("ner", gold)
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    predictions, _ = run.predict("ner", model, tokenizer,
+                                 run.make_instances("ner", gold, queries), settings,
+                                 device=torch.device("cpu"), precision="fp32")
+    saved = json.loads((out / "predictions" / "zh.json").read_text())
+    assert {k: [s[:3] for s in v] for k, v in predictions.items()} == \
+        {k: [s[:3] for s in v] for k, v in saved.items()}
+
+
+# ---------------------------------------------------------------------------- other tasks
+
+def test_eqa_end_to_end_with_windows(tmp_path, model_dir, data):
+    out = tmp_path / "eqa"
+    argv = ["--task", "eqa", "--model", str(model_dir), "--train", str(data["xquad-en"]),
+            "--eval", f"en={data['xquad-en']}", "--eval", f"zh={data['xquad-zh']}",
+            "--out", str(out), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
+            "--max-seq-len", "96", "--doc-stride", "24", "--max-query-tokens", "24"]
+    assert run.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["train_features"] > 6  # 6 questions, long contexts → windows
+    for lang in ("en", "zh"):
+        pred = out / "predictions" / f"{lang}.json"
+        predictions = json.loads(pred.read_text())
+        gold_ids = {q["id"] for a in json.loads(data[f"xquad-{lang}"].read_text())["data"]
+                    for p in a["paragraphs"] for q in p["qas"]}
+        assert set(predictions) == gold_ids
+        assert all(isinstance(v, str) and v for v in predictions.values())
+        assert cli_scores("eqa", data[f"xquad-{lang}"], pred) == results["scores"][lang]
+
+
+def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data):
+    out = tmp_path / "pair"
+    argv = ["--task", "pair", "--model", str(model_dir), "--train", str(data["pawsx-en"]),
+            "--eval", f"de={data['pawsx-de']}", "--out", str(out), "--epochs", "1",
+            "--batch-size", "8", "--lr", "1e-3", "--explain"]
+    assert run.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "pair/pawsx"
+    settings = results["settings"]
+    assert settings["lr"] == 1e-3 and settings["epochs"] == 1.0 and settings["batch_size"] == 8
+    assert settings["max_query_tokens"] == 64 and settings["warmup_ratio"] == 0.06  # PAWS-X
+    predictions = json.loads((out / "predictions" / "de.json").read_text())
+    rationales = json.loads((out / "rationales" / "de.json").read_text())
+    pairs = read_pair(data["pawsx-de"])
+    assert set(predictions) == set(rationales) == {str(p.index) for p in pairs}
+    for pair in pairs:
+        entry = rationales[str(pair.index)]
+        assert entry["label"] == predictions[str(pair.index)] in ("0", "1")
+        assert [r["sentence"] for r in entry["rationales"]] == [0, 1]
+        for r, sentence in zip(entry["rationales"], (pair.sentence1, pair.sentence2)):
+            assert r["text"] and sentence[r["start"]:r["end"]] == r["text"]
+    assert cli_scores("pair", data["pawsx-de"], out / "predictions" / "de.json") == \
+        results["scores"]["de"]
+
+
+def test_pair_relevance_is_the_only_cls_target(model_dir, data):
+    """Pair features have no spans: the batch must still put target 1 at Z_00 exactly for the
+    gold label's instance, and nowhere else."""
+    from data_prep.tokenizer import load_tokenizer
+    from pretrain.model import span_targets
+
+    tokenizer = load_tokenizer(model_dir)
+    features = encode(pair_instances(read_pair(data["pawsx-en"]), "pawsx"), tokenizer,
+                      max_seq_len=128, doc_stride=32)
+    batch = train_loop.collate(features, tokenizer.pad_token_id, 128)
+    size, length = batch["input_ids"].shape
+    target = span_targets(batch["answer_spans"], size, length, torch.device("cpu"))
+    relevant = torch.tensor([f.relevant for f in features], dtype=torch.float32)
+    assert 0 < relevant.sum() < size
+    assert torch.equal(target[:, 0, 0], relevant)
+    assert target.sum() == relevant.sum()  # no span cell is a target
+
+
+def test_training_is_deterministic_for_a_seed(model_dir, data):
+    from data_prep.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    gold = read_ner(data["ner-en"])[:4]
+    features = encode(run.make_instances("ner", gold, run.task_queries("ner", gold)), tokenizer,
+                      max_seq_len=128, doc_stride=32)
+
+    def losses(seed: int) -> list[float]:
+        torch.manual_seed(123)
+        model = train_loop.load_model(model_dir)
+        options = train_loop.TrainOptions(epochs=1, lr=1e-3, batch_size=4, grad_accum=2,
+                                          seed=seed, log_every=1)
+        return [r["loss"] for r in train_loop.train(model, features, options, pad_id=1,
+                                                    max_seq_len=128,
+                                                    device=torch.device("cpu"))]
+
+    first = losses(5)
+    assert len(first) == 3 and first == losses(5)
+    assert first != losses(6)  # another seed shuffles differently
+
+
+def test_plain_xlmr_folder_gets_a_fresh_extractor(tmp_path, model_dir):
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from pretrain.hf_mpmr import MPMRForSpanExtraction
+
+    mpmr = json.loads((model_dir / "config.json").read_text())
+    fields = {k: v for k, v in mpmr.items() if k in XLMRobertaConfig().to_dict()
+              and k not in ("model_type", "architectures", "auto_map", "transformers_version")}
+    torch.manual_seed(1)
+    encoder = XLMRobertaModel(XLMRobertaConfig(**fields), add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path / "xlmr")
+    model = train_loop.load_model(tmp_path / "xlmr", extractor_size=48)
+    assert isinstance(model, MPMRForSpanExtraction)
+    assert model.config.extractor_size == 48 and model.extractor[0].out_features == 48
+    loaded = train_loop.encoder_module(model).state_dict()
+    for name, value in encoder.state_dict().items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
+
+
+def test_finetune_never_imports_deepspeed():
+    code = ("import sys, finetune.run, finetune.train_loop, finetune.decode, pretrain.hf_mpmr\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'deepspeed', 'megatron'}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- bad input
+
+def test_malformed_train_file_exits_2_naming_file_and_line(tmp_path, model_dir, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Paris\tB-LOC\nis\tO\n\nBerlin\tX-LOC\n", encoding="utf-8")
+    code = run.main(["--task", "ner", "--model", str(model_dir), "--train", str(bad),
+                     "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {bad}:4: bad tag 'X-LOC' (expected O, B-TYPE or I-TYPE)"]
+
+
+def test_unknown_label_names_the_file(tmp_path, model_dir, data, capsys):
+    bad = tmp_path / "place.tsv"
+    bad.write_text("Berlin\tB-PLACE\n", encoding="utf-8")
+    code = run.main(["--task", "ner", "--model", str(model_dir), "--train", str(data["ner-en"]),
+                     "--eval", f"de={bad}", "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: sentence 0 (line 1) has labels ['PLACE']" in err
+
+
+def test_malformed_eval_file_fails_before_training(tmp_path, model_dir, data, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\tc\tmaybe\n", encoding="utf-8")
+    code = run.main(["--task", "pair", "--model", str(model_dir), "--train",
+                     str(data["pawsx-en"]), "--eval", f"de={bad}", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert f"{bad}:1:" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "train_log.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "pos"], "invalid choice: 'pos'"),
+    (["--task", "ner", "--eval", "de"], "expected LANG=FILE"),
+    (["--task", "ner", "--explain"], "--explain applies to --task pair only"),
+])
+def test_cli_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run.main([*argv, "--model", "m", "--train", "t", "--out", "o"])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
