@@ -25,3 +25,37 @@ done
 $PY -m data_prep inspect "$OUT/mrc/en" --n 2
 
 # --- training ---
+# Tiny mPMR on 2 CPU ranks with ZeRO-2 through the same launch script users run on GPU nodes:
+# a first leg pauses at half-way (checkpoint), a second one resumes from it (--resume auto).
+RUN=${DEMO_RUN:-$OUT/run}
+STEPS=${DEMO_STEPS:-60}
+export RUN_DIR=$RUN DATA_DIR=$OUT/mrc
+export MASTER_PORT=${MASTER_PORT:-$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+TRAIN_SETS=(--set train.train_steps="$STEPS" --set train.eval_every=$((STEPS / 3))
+            --set train.save_every=$((STEPS / 3)) --set train.log_every=5)
+
+echo "== 4. tiny mPMR, 2 CPU ranks, ZeRO-2: steps 1-$((STEPS / 2)), then stop"
+bash launch_scripts/tiny_cpu.sh "${TRAIN_SETS[@]}" --stop-at-step $((STEPS / 2))
+echo "   paused; latest checkpoint: $RUN/checkpoints/$(cat "$RUN/checkpoints/latest")"
+
+echo "== 5. resume from it (--resume auto) to step $STEPS"
+bash launch_scripts/tiny_cpu.sh "${TRAIN_SETS[@]}"
+
+echo "== 6. summary"
+$PY - "$RUN" <<'PYEOF'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+summary = json.loads((run / "summary.json").read_text())
+records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+train = [r for r in records if not r.get("eval")]
+evals = [r for r in records if r.get("eval")]
+print(f"steps        {summary['step']}/{summary['train_steps']} (finished: {summary['finished']})")
+print(f"loss         {train[0]['loss']:.4f} at step {train[0]['step']} -> "
+      f"{train[-1]['loss']:.4f} at step {train[-1]['step']}")
+for r in evals:
+    print(f"eval step {r['step']:>3}  span P {r['precision']:.3f} R {r['recall']:.3f} "
+          f"F1 {r['f1']:.3f}  relevance acc {r['relevance_acc']:.3f}  loss {r.get('loss', float('nan')):.4f}")
+print(f"checkpoint   {summary['checkpoint']}")
+print(f"metrics      {run / 'metrics.jsonl'}   TensorBoard: {run / 'tb'}")
+PYEOF

@@ -1,0 +1,438 @@
+"""mPMR training on a DeepSpeed engine: one rank's loop, evaluation, logging and checkpoints.
+
+The engine owns ZeRO, precision, gradient accumulation, clipping and the LR schedule; the
+optimizer is a client `torch.optim.AdamW` (bit-exact resume on CPU, PLATFORM.md). One optimizer
+step = `gradient_accumulation_steps` micro-batches of `train_batches`; checkpoints hold the
+consumed-sample count and every rank's RNG states, so a resumed run replays nothing and, on the
+same world size, continues bit-identically.
+
+Outputs in RUN_DIR: `config.yaml` (resolved config), `metrics.jsonl` (one object per logged step
+with step, loss, parts, lr, tokens/s, MFU; evaluations as objects with `"eval": true`), `tb/`
+(TensorBoard), `checkpoints/` (see `pretrain.checkpoint`), `summary.json` (end of each
+invocation). Only rank 0 writes logs.
+
+MFU = flops_per_token(T̄) × non-padding tokens/s ÷ (peak FLOP/s per device × world size), with
+T̄ the mean non-padding sequence length of the window and `flops_per_token` from
+`pretrain.model` (6·N + attention terms). Padding is never counted as useful work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pretrain import checkpoint, distributed
+from pretrain.config import RunConfig, config_to_dict, deepspeed_config, save_config
+
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+
+#: Dense tensor-core peak TFLOP/s per device (bf16/fp16, fp32 without TF32), vendor data sheets;
+#: matched against `torch.cuda.get_device_name()` in this order.
+PEAK_TFLOPS: tuple[tuple[str, float, float], ...] = (
+    ("H200", 989.4, 66.9), ("H100 PCIe", 756.0, 51.2), ("H100", 989.4, 66.9),
+    ("A100", 312.0, 19.5), ("L40S", 362.1, 91.6), ("A10", 125.0, 31.2), ("L4", 121.0, 30.3),
+    ("V100", 125.0, 15.7),
+)
+
+
+@dataclass
+class RunOptions:
+    """Command-line choices that are not part of the run config."""
+
+    resume: str = "auto"
+    """"auto" (latest checkpoint of RUN_DIR if any), "none", or a checkpoint path."""
+    stop_at_step: int | None = None
+    """Save and exit 0 after this global step (a planned pause; the LR schedule is unchanged)."""
+    peak_tflops: float | None = None
+    """Peak TFLOP/s per device for MFU; None = look the GPU up in `PEAK_TFLOPS`."""
+
+
+def peak_flops(precision: str, override_tflops: float | None) -> float:
+    """Peak FLOP/s of one device; 0 when unknown (CPU, unlisted GPU) → MFU "n/a"."""
+    if override_tflops:
+        return override_tflops * 1e12
+    if not torch.cuda.is_available():
+        return 0.0
+    name = torch.cuda.get_device_name()
+    for key, low_precision, fp32 in PEAK_TFLOPS:
+        if key in name:
+            return (fp32 if precision == "fp32" else low_precision) * 1e12
+    return 0.0
+
+
+@contextmanager
+def rng_isolated():
+    """Run a block without consuming the process's python/numpy/torch RNG streams (DataLoader
+    iterators draw a seed from torch's generator; evaluation must not shift dropout masks)."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def format_eta(seconds: float) -> str:
+    return str(timedelta(seconds=int(seconds))) if math.isfinite(seconds) else "?"
+
+
+class MetricsLog:
+    """Rank-0 sink: stdout line, `metrics.jsonl`, TensorBoard. No-op on other ranks."""
+
+    def __init__(self, run_dir: Path, start_step: int, active: bool):
+        self.active = active
+        self.path = run_dir / METRICS
+        self.writer = None
+        if not active:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._truncate_after(start_step)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1)
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop records of steps a resumed run will redo (they came after its checkpoint)."""
+        if not self.path.is_file():
+            return
+        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def print(self, message: str) -> None:
+        if self.active:
+            print(message, flush=True)
+
+    def record(self, record: dict, prefix: str) -> None:
+        if not self.active:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class StepWindow:
+    """Per-rank sums over the steps since the last log line (kept on the device: no sync)."""
+
+    def __init__(self, num_languages: int, device: torch.device):
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.parts = torch.zeros(4, num_languages, dtype=torch.float64, device=device)  # [4, L]
+        self.tokens = torch.zeros((), dtype=torch.float64, device=device)  # non-padding
+        self.micro_batches, self.sequences, self.steps = 0, 0, 0
+        self.lr = 0.0
+        self.started = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, parts: dict, batch: dict[str, torch.Tensor]) -> None:
+        from pretrain.model import parts_by_language
+
+        self.loss += loss.detach().double()
+        self.parts += parts_by_language(parts, self.parts.shape[1])
+        self.tokens += batch["attention_mask"].sum()
+        self.micro_batches += 1
+        self.sequences += batch["attention_mask"].shape[0]
+
+    def pack(self) -> torch.Tensor:
+        """[4 + 4L] float64: loss sum, tokens, micro-batches, sequences, then the parts."""
+        counts = torch.tensor([self.micro_batches, self.sequences], dtype=torch.float64,
+                              device=self.loss.device)
+        return torch.cat([self.loss[None], self.tokens[None], counts, self.parts.flatten()])
+
+
+def next_batch(batches, device: torch.device) -> dict[str, torch.Tensor]:
+    """Next micro-batch on `device`, fetched without touching the RNG streams and with stop
+    signals held back while loader workers may fork."""
+    with rng_isolated(), distributed.stop_signals_deferred():
+        batch = next(batches)
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def train_step(engine, batches, window: StepWindow) -> None:
+    """One optimizer step: `gradient_accumulation_steps` micro-batches through the engine
+    (forward, backward, step — the engine applies the update at the boundary)."""
+    window.lr = float(engine.optimizer.param_groups[0]["lr"])  # the lr this step uses
+    for _ in range(engine.gradient_accumulation_steps()):
+        batch = next_batch(batches, engine.device)
+        loss, parts = engine(**batch, task="loss")
+        engine.backward(loss)
+        engine.step()
+        window.add(loss, parts, batch)
+    window.steps += 1
+
+
+class Trainer:
+    """One rank of an mPMR run. `Trainer(cfg, options).train()` → exit code."""
+
+    def __init__(self, cfg: RunConfig, options: RunOptions):
+        import deepspeed
+
+        from data_prep.format import manifest_hash
+        from pretrain.data import data_info, format_weights
+        from pretrain.model import build_model, param_groups
+
+        self.cfg, self.options = cfg, options
+        self.run_dir = Path(cfg.run_dir)
+        distributed.init()
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.device = distributed.device()
+        self.stop = distributed.StopSignal()
+
+        self.info = data_info(cfg)
+        checkpoint.seed_everything(cfg.train.seed)  # identical init on every rank
+        model = build_model(cfg.model, self.info.tokenizer)
+        self.identity = checkpoint.ClientState(
+            step=0, consumed_samples=0, world_size=self.world_size,
+            zero_stage=cfg.train.zero_stage, data_hash=self.info.manifest_hash,
+            data_hashes={lang: manifest_hash(folder)
+                         for lang, folder in zip(self.info.languages, self.info.folders)},
+            model_shapes={name: list(p.shape) for name, p in model.named_parameters()},
+            config=config_to_dict(cfg))
+
+        resume_from = checkpoint.find_resume(self.run_dir, options.resume)
+        saved, universal = None, False
+        if resume_from is not None:
+            saved = checkpoint.read_client_state(resume_from)
+            notes = checkpoint.check_compatible(saved, self.identity, resume_from)
+            universal = checkpoint.needs_universal(saved, self.world_size, cfg.train.zero_stage)
+            if self.rank == 0:
+                print(f"resuming from {resume_from} (step {saved.step}, "
+                      f"{saved.consumed_samples} samples)" +
+                      (f"; changes: {'; '.join(notes)}" if notes else ""), flush=True)
+            if universal:
+                if self.rank == 0:
+                    checkpoint.prepare_universal(resume_from)
+                distributed.barrier()
+
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay),
+                                      lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                      eps=cfg.optim.eps)
+        ds_config = deepspeed_config(cfg, self.world_size, load_universal=universal)
+        ds_logger = logging.getLogger("DeepSpeed")
+        level = ds_logger.level
+        ds_logger.setLevel(logging.ERROR)  # its init asks the scheduler for an lr too early
+        try:
+            self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                   config=ds_config)
+        finally:
+            ds_logger.setLevel(level)
+        self.grad_accum = self.engine.gradient_accumulation_steps()
+
+        self.step, self.consumed = 0, 0
+        if saved is not None:
+            same_ranks = not universal and saved.world_size == self.world_size
+            checkpoint.load(self.engine, resume_from, universal=universal,
+                            restore_rng_state=same_ranks)
+            if not same_ranks:  # the saved dropout streams belong to other ranks: fresh ones
+                checkpoint.seed_everything(cfg.train.seed + 7919 * saved.step + self.rank + 1)
+            self.step, self.consumed = saved.step, saved.consumed_samples
+            scheduler = self.engine.lr_scheduler
+            if hasattr(scheduler, "last_batch_iteration"):  # lr from *this* config's schedule
+                scheduler.step(scheduler.last_batch_iteration)
+            if self.engine.global_steps != self.step:
+                raise checkpoint.ResumeError(
+                    f"{resume_from}: DeepSpeed restored global step {self.engine.global_steps} "
+                    f"but our client state says {self.step}; the checkpoint is inconsistent")
+        else:
+            checkpoint.seed_everything(cfg.train.seed + 1 + self.rank)
+        self.saved_step = self.step if saved is not None else -1
+
+        self.log = MetricsLog(self.run_dir, self.step, active=self.rank == 0)
+        if self.rank == 0:
+            save_config(cfg, self.run_dir / "config.yaml")
+            weights = self.info.weights(cfg.data.alpha)
+            self.log.print(f"languages (train examples → blend weight, alpha={cfg.data.alpha}): "
+                           f"{format_weights(self.info.train_sizes, weights)}")
+            self.log.print(f"world size {self.world_size}, ZeRO {cfg.train.zero_stage}, "
+                           f"{cfg.train.precision}, micro {cfg.train.micro_batch_size} × "
+                           f"accumulation {self.grad_accum} × ranks = global "
+                           f"{cfg.train.global_batch_size}; steps {self.step} → "
+                           f"{cfg.train.train_steps}")
+        self.peak = peak_flops(cfg.train.precision, options.peak_tflops)
+        self.last_eval: dict | None = None
+        self._reset_window()
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> int:
+        """Run until train_steps, stop_at_step or a stop signal; returns the exit code."""
+        from pretrain.data import train_batches
+
+        cfg, t = self.cfg, self.cfg.train
+        self.stop.install()  # before the loader's workers fork, so they inherit it
+        batches = train_batches(cfg, self.rank, self.world_size, self.consumed, self.info)
+        code = distributed.EXIT_OK
+        with closing(batches):
+            while self.step < t.train_steps:
+                self._train_step(batches)
+                stopping = distributed.any_rank(self.stop.requested)
+                planned = self.options.stop_at_step is not None and \
+                    self.step >= self.options.stop_at_step
+                last = self.step == t.train_steps or stopping or planned
+                if self.step % t.log_every == 0 or last:
+                    self._log_window()
+                if t.eval_every and self.step % t.eval_every == 0:
+                    self.evaluate()
+                if (t.save_every and self.step % t.save_every == 0) or last:
+                    self.save()
+                if stopping:
+                    code = self.stop.exit_code if self.stop.requested else 128 + 15
+                    break
+                if planned:
+                    break
+        self.stop.uninstall()
+        self._write_summary(code)
+        self.log.close()
+        return code
+
+    def _train_step(self, batches) -> None:
+        train_step(self.engine, batches, self.window)
+        self.step += 1
+        self.consumed += self.cfg.train.global_batch_size
+
+    def _reset_window(self) -> None:
+        self.window = StepWindow(len(self.info.languages), self.device)
+
+    def _log_window(self) -> None:
+        from pretrain.model import flops_per_token, summarize_parts
+
+        window = self.window
+        if window.steps == 0:
+            return
+        packed = distributed.all_reduce_sum(window.pack())
+        loss_sum, tokens, micro, sequences = packed[:4].tolist()
+        parts = summarize_parts(packed[4:].view(4, -1), self.info.languages)
+        elapsed = time.perf_counter() - window.started
+        step_time = elapsed / window.steps
+        tokens_per_s = tokens / elapsed
+        mean_len = tokens / max(sequences, 1.0)
+        flops = flops_per_token(self.engine.module, int(round(mean_len)))
+        mfu = flops * tokens_per_s / (self.peak * self.world_size) if self.peak else None
+        remaining = (self.cfg.train.train_steps - self.step) * step_time
+        record = {"step": self.step, "loss": loss_sum / micro, "lr": window.lr,
+                  "tokens_per_s": tokens_per_s, "samples_per_s": sequences / elapsed,
+                  "step_time_s": step_time, "mfu": mfu, "consumed_samples": self.consumed}
+        record.update({k: v for k, v in parts.items() if k != "loss"})
+        if self.cfg.train.precision == "fp16":
+            record["skipped_steps"] = int(self.engine.skipped_steps)
+        self.log.record(record, "train")
+        langs = " ".join(f"{lang} {parts[f'loss/{lang}']:.4f}" for lang in self.info.languages
+                         if f"loss/{lang}" in parts)
+        self.log.print(
+            f"step {self.step}/{self.cfg.train.train_steps} | loss {record['loss']:.4f} "
+            f"(cls {parts.get('cls_loss', float('nan')):.4f}, span "
+            f"{parts.get('span_loss', float('nan')):.4f}) | {langs} | lr {window.lr:.3e} | "
+            f"{tokens_per_s:,.0f} tok/s | MFU {'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | "
+            f"ETA {format_eta(remaining)}")
+        self._reset_window()
+
+    # ------------------------------------------------------------------ eval / save
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Span P/R/F1 (context cells, logit > 0), relevance accuracy and loss on the held-out
+        split, summed over ranks. Consumes no RNG; every rank runs the same number of batches."""
+        from pretrain.data import eval_batches
+        from pretrain.model import EVAL_KEYS, parts_by_language, summarize_eval, summarize_parts
+
+        started = time.perf_counter()
+        limit = self.cfg.train.eval_batches
+        counts = torch.zeros(len(EVAL_KEYS), dtype=torch.float64, device=self.device)
+        part_sums = torch.zeros(4, len(self.info.languages), dtype=torch.float64,
+                                device=self.device)
+        self.engine.eval()
+        with rng_isolated(), closing(eval_batches(self.cfg, self.rank, self.world_size,
+                                                  self.info)) as batches:
+            done = 0
+            while not limit or done < limit:
+                with rng_isolated(), distributed.stop_signals_deferred():
+                    batch = next(batches, None)
+                if distributed.any_rank(batch is None):  # ZeRO-3: ranks move in lockstep
+                    break
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                found = self.engine(**batch, task="eval")
+                counts += torch.tensor([float(found[k]) for k in EVAL_KEYS], device=self.device,
+                                       dtype=torch.float64)
+                _, parts = self.engine(**batch, task="loss")
+                part_sums += parts_by_language(parts, len(self.info.languages))
+                done += 1
+        self.engine.train()
+        packed = distributed.all_reduce_sum(torch.cat([counts, part_sums.flatten()]))
+        totals = dict(zip(EVAL_KEYS, (int(x) for x in packed[:len(EVAL_KEYS)].tolist())))
+        result = {"step": self.step, "eval": True, **summarize_eval(totals),
+                  **summarize_parts(packed[len(EVAL_KEYS):].view(4, -1), self.info.languages),
+                  "eval_batches_per_rank": done}
+        self.log.record(result, "eval")
+        self.log.print(f"eval step {self.step} | span P {result['precision']:.3f} R "
+                       f"{result['recall']:.3f} F1 {result['f1']:.3f} | relevance acc "
+                       f"{result['relevance_acc']:.3f} | loss "
+                       f"{result.get('loss', float('nan')):.4f}"
+                       f" | {time.perf_counter() - started:.1f}s")
+        self.last_eval = result
+        self.window.started += time.perf_counter() - started  # keep eval out of tokens/s
+        return result
+
+    def save(self) -> Path:
+        """Checkpoint the current step on all ranks (once per step)."""
+        tag_dir = checkpoint.checkpoint_root(self.run_dir) / checkpoint.tag_for_step(self.step)
+        if self.saved_step == self.step:
+            return tag_dir
+        started = time.perf_counter()
+        state = checkpoint.ClientState(**{**self.identity.to_dict(), "step": self.step,
+                                          "consumed_samples": self.consumed})
+        checkpoint.save(self.engine, self.run_dir, state, self.cfg.train.keep_last)
+        self.saved_step = self.step
+        seconds = time.perf_counter() - started
+        self.log.print(f"saved checkpoint {tag_dir} ({seconds:.1f}s)")
+        self.window.started += seconds
+        return tag_dir
+
+    def _write_summary(self, code: int) -> None:
+        if self.rank != 0:
+            return
+        losses = []
+        path = self.run_dir / METRICS
+        if path.is_file():
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                       if line.strip()]
+            losses = [(r["step"], r["loss"]) for r in records if not r.get("eval")]
+        summary = {
+            "step": self.step, "train_steps": self.cfg.train.train_steps,
+            "finished": self.step >= self.cfg.train.train_steps, "exit_code": code,
+            "first_loss": losses[0][1] if losses else None,
+            "last_loss": losses[-1][1] if losses else None,
+            "checkpoint": str(checkpoint.resolve_latest(checkpoint.checkpoint_root(self.run_dir))),
+            "eval": self.last_eval,
+        }
+        (self.run_dir / SUMMARY).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        self.log.print(
+            f"{'finished' if summary['finished'] else 'stopped'} at step {self.step}: loss "
+            f"{summary['first_loss']} (first logged) → {summary['last_loss']} (last); checkpoint "
+            f"{summary['checkpoint']}")
+
+
+def run(cfg: RunConfig, options: RunOptions) -> int:
+    """Train one rank (after `config.validate`); returns the process exit code."""
+    trainer = Trainer(cfg, options)
+    try:
+        return trainer.train()
+    finally:
+        sys.stdout.flush()
