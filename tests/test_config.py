@@ -24,7 +24,7 @@ def test_recipes_hold_paper_settings():
     large = load_config(CONFIGS / "mpmr_large.yaml")
     assert large.model.init_from == "xlm-roberta-large"
     assert large.optim.lr == 1e-5 and large.optim.clip_grad == 1.0
-    assert large.train.global_batch_size == 256
+    assert large.train.global_batch_size == 80  # mtrain-large.sh: 4 GPUs x 20
     assert (large.data.max_seq_len, large.data.max_query_tokens) == (512, 128)
     assert (large.train.precision, large.train.zero_stage) == ("bf16", 2)
     assert large.model.extractor_size == 1024
@@ -32,7 +32,7 @@ def test_recipes_hold_paper_settings():
     assert ds["scheduler"]["type"] == "WarmupDecayLR"
     assert ds["scheduler"]["params"]["warmup_num_steps"] == 10_000  # warmup_ratio 0.1 of 100k
     base = load_config(CONFIGS / "mpmr_base.yaml")
-    assert base.model.init_from == "xlm-roberta-base" and base.train.global_batch_size == 80
+    assert base.model.init_from == "xlm-roberta-base" and base.train.global_batch_size == 256  # mtrain.sh: 4 x 64
     tiny = load_config(CONFIGS / "tiny_mpmr.yaml")
     assert (tiny.model.hidden_size, tiny.model.num_layers, tiny.model.num_heads) == (32, 2, 2)
     assert (tiny.data.max_seq_len, tiny.train.micro_batch_size, tiny.train.global_batch_size) == \
