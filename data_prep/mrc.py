@@ -22,7 +22,7 @@ import json
 import multiprocessing as mp
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -456,11 +456,7 @@ def _run(args) -> int:
         raise ValueError(f"--lang {args.lang}: supported are {' '.join(SUPPORTED_LANGS)}")
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
-    params = MRCParams(lang=args.lang, min_mentions=args.min_mentions,
-                       max_mentions=args.max_mentions, query_words=args.query_words,
-                       context_words=args.context_words, max_query_tokens=args.max_query_tokens,
-                       max_seq_len=args.max_seq_len, min_article_chars=args.min_article_chars,
-                       seed=args.seed, entities_per_unit=args.entities_per_unit)
+    params = MRCParams(**{f.name: getattr(args, f.name) for f in fields(MRCParams)})
     manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
                               resume=args.resume, progress=not args.no_progress)
     counts = manifest.get("counts", {})

@@ -1,6 +1,7 @@
 # Shared part of launch_scripts/<recipe>.sh — sourced by them, never run on its own.
 #
-# The recipe script sets RECIPE (and its own defaults), sources this file and calls
+# The recipe script sets RECIPE (GPU_CLUSTER=1 for NCCL multi-node defaults, RANK_ENV,
+# LAUNCHER_ARGS), sources this file and calls
 # `launch "$@"`. Two ways in:
 #   bash launch_scripts/<recipe>.sh [pretrain.train options]
 #       → exports the rank environment, writes $RUN_DIR/.deepspeed_env (the deepspeed launcher
@@ -21,6 +22,19 @@
 #   NUM_GPUS    ranks per node (default: all accelerators), NUM_NODES, MASTER_ADDR,
 #   MASTER_PORT (default 29500), PEAK_TFLOPS (MFU), DEEPSPEED (launcher command)
 # Relative paths are relative to the directory you launch from.
+
+if [ -n "${GPU_CLUSTER:-}" ]; then
+    # NCCL for multi-node runs; every NCCL_* / TORCH_NCCL_* variable set here or by you reaches all
+    # ranks (exported, written to RUN_DIR/.deepspeed_env for other nodes, applied on each rank).
+    export NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-^lo,docker0}  # any interface but loopback/docker
+    export NCCL_IB_DISABLE=${NCCL_IB_DISABLE:-0}      # use InfiniBand / RoCE where present
+    export NCCL_IB_TIMEOUT=${NCCL_IB_TIMEOUT:-22}     # tolerate slow fabrics before failing
+    export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+    # a lost node makes the others raise instead of hanging in a collective:
+    export TORCH_NCCL_ASYNC_ERROR_HANDLING=${TORCH_NCCL_ASYNC_ERROR_HANDLING:-1}
+    # NCCL_IB_HCA, NCCL_IB_GID_INDEX (RoCE), NCCL_NET_GDR_LEVEL, …: set them for your fabric.
+    RANK_ENV+=(OMP_NUM_THREADS HF_HOME HF_HUB_OFFLINE TRANSFORMERS_OFFLINE CUDA_VISIBLE_DEVICES)
+fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${CONFIG:=$ROOT/configs/$RECIPE.yaml}"

@@ -207,9 +207,8 @@ def test_excerpt_build_quality(excerpt_build, tokenizer):
     assert manifest["params"]["min_mentions"] == 2
 
 
-def test_excerpt_queries_hide_the_entity_name(excerpt_build, tokenizer_dir):
+def test_excerpt_queries_hide_the_entity_name():
     """Rebuild the raw examples to know each query's entity, then check its name is gone."""
-    from data_prep.mrc import _load_or_read_corpus  # noqa: F401  (cached corpus path exercised in build)
     from data_prep.wiki import read_wiki
 
     corpus = read_wiki(DUMP, "en", progress=False)
