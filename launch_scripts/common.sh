@@ -92,5 +92,19 @@ launch() {
     # Other nodes get the environment through this file (deepspeed's multi-node runners read it).
     export DS_ENV_FILE="$(cd "$RUN_DIR" && pwd)/.deepspeed_env"
     printf '%s\n' "${rank_env[@]}" "PYTHONPATH=$PYTHONPATH" > "$DS_ENV_FILE"
-    exec "$launcher" "${args[@]}" --module pretrain.train "${train_args[@]}" "$@"
+    # The launcher runs in its own process group and TERM / INT sent to this script (kill PID,
+    # timeout, a container stop) go to all of it: every rank finishes its step, saves, exits
+    # 143 / 130. (deepspeed's runner forwards signals to ranks only for multi-node pdsh.)
+    setsid "$launcher" "${args[@]}" --module pretrain.train "${train_args[@]}" "$@" &
+    local child=$! rc=0
+    trap 'kill -TERM -- "-$child" 2>/dev/null' TERM
+    trap 'kill -INT -- "-$child" 2>/dev/null' INT
+    wait "$child" || rc=$?
+    while kill -0 "$child" 2>/dev/null; do  # a trapped signal ends `wait` early
+        rc=0
+        wait "$child" || rc=$?
+    done
+    # deepspeed's runner may exit before its ranks have finished saving: wait for all of them
+    while kill -0 -- "-$child" 2>/dev/null; do sleep 0.5; done
+    return "$rc"
 }

@@ -303,11 +303,10 @@ class MRCCollator:
 def rank_positions(consumed_samples: int, micro_batch_size: int, rank: int,
                    world_size: int) -> Iterator[range]:
     """Global sample positions of this rank's micro-batches from `consumed_samples` on
-    (infinite). `consumed_samples` must be a multiple of micro_batch_size × world_size."""
+    (infinite). Any count works, so a run may resume with another batch shape."""
     chunk = micro_batch_size * world_size
-    if consumed_samples % chunk:
-        raise ValueError(f"consumed_samples={consumed_samples} is not a multiple of "
-                         f"micro_batch_size x world_size = {chunk}")
+    if consumed_samples < 0:
+        raise ValueError(f"consumed_samples={consumed_samples} is negative")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
     start = consumed_samples + rank * micro_batch_size

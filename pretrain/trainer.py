@@ -255,6 +255,11 @@ class Trainer:
                     f"but our client state says {self.step}; the checkpoint is inconsistent")
         else:
             checkpoint.seed_everything(cfg.train.seed + 1 + self.rank)
+            # DeepSpeed's Warmup*LR start at iteration -1 and the engine steps them after each
+            # update, so steps 1 and 2 would both run at min_lr: start at iteration 0 instead.
+            scheduler = self.engine.lr_scheduler
+            if getattr(scheduler, "last_batch_iteration", None) == -1:
+                scheduler.step()
         self.saved_step = self.step if saved is not None else -1
 
         self.log = MetricsLog(self.run_dir, self.step, active=self.rank == 0)

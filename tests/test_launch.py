@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dist_utils import ROOT, VENV_BIN, cpu_env, free_port, run, tiny_args, train_records
+from dist_utils import ROOT, VENV_BIN, cpu_env, free_port, run, start, tiny_args, train_records
 
 pytestmark = pytest.mark.timeout(600)
 SCRIPTS = ["tiny_cpu.sh", "mpmr_base.sh", "mpmr_large.sh"]
@@ -94,3 +94,38 @@ def test_tiny_cpu_bash_then_deepspeed_form(tiny_mrc_data, tmp_path):
     assert [r["step"] for r in train_records(run_dir)] == [1, 2, 3, 4]
     state = json.loads((run_dir / "checkpoints" / "step_000004" / "complete.json").read_text())
     assert state["world_size"] >= 1 and state["step"] == 4
+
+
+def test_sigterm_to_the_script_reaches_every_rank(tiny_mrc_data, tmp_path):
+    """`kill PID` of `bash launch_scripts/tiny_cpu.sh` (what timeout, a container stop or a
+    scheduler sends) makes every rank save a checkpoint and leaves no process behind."""
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    env = cpu_env(RUN_DIR=str(run_dir), DATA_DIR=str(tiny_mrc_data), MASTER_PORT=str(free_port()))
+    proc = start(["bash", str(ROOT / "launch_scripts" / "tiny_cpu.sh"),
+                  "--set", "train.train_steps=100000", "--set", "train.eval_every=0",
+                  "--set", "train.save_every=0", "--set", "train.log_every=1"],
+                 tmp_path / "log", env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(train_records(run_dir)) < 3:
+        time.sleep(0.5)
+    assert len(train_records(run_dir)) >= 3, (tmp_path / "log").read_text()[-3000:]
+    os.kill(proc.pid, signal.SIGTERM)  # the script only, not its process group
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
+    state = json.loads((run_dir / "checkpoints" / latest / "complete.json").read_text())
+    assert state["world_size"] == 2 and state["step"] >= 3
+    leftover = [p for p in os.listdir("/proc") if p.isdigit() and str(run_dir) in
+                _cmdline(p)]
+    assert not leftover, leftover
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -135,3 +135,11 @@ def test_universal_resume_two_ranks_to_one(zero3_run, tiny_mrc_data, tmp_path):
         assert one[step] == pytest.approx(two[step], rel=2e-2)
     state = json.loads((tmp_path / "checkpoints" / "step_000008" / "complete.json").read_text())
     assert state["world_size"] == 1 and state["consumed_samples"] == 64
+
+
+def test_lr_schedule_warms_up_from_the_first_step(zero2_runs):
+    """tiny_mpmr: lr 1e-3, warmup 2 steps, linear decay to 0 over 20 steps; the lr a step uses
+    is the schedule at iteration step-1 (DeepSpeed would otherwise repeat min_lr at step 2)."""
+    lrs = [r["lr"] for r in train_records(zero2_runs[0])]
+    expected = [1e-3 * (i / 2 if i < 2 else (20 - i) / 18) for i in range(20)]
+    assert lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
