@@ -4,6 +4,7 @@ INSTALL_REQUIRES = [
     "torch==2.13.0",
     "numpy",
     "pyyaml",
+    "regex",  # Unicode property classes for whole-word name matching (\p{M} in Indic scripts)
     "pydantic>=2",  # strict type checks of config dataclasses
     "tqdm",
     # data_prep

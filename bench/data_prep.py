@@ -53,7 +53,7 @@ def main() -> int:
     t0 = time.perf_counter()
     stats: Counter = Counter()
     raw = [ex for e in select_entities(index, params)
-           for ex in entity_examples(index, e, params, tokenizer.mask_token, stats)]
+           for ex in entity_examples(index, e, params, stats)]
     times["example construction"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

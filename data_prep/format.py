@@ -120,6 +120,8 @@ class BuiltDataset:
         return open_indexed(self.folder / PREFIXES[self.kind])
 
     def __len__(self) -> int:
+        if (self.folder / f"{PREFIXES[self.kind]}.bin").stat().st_size == 0:
+            return 0  # an empty build: numpy cannot memory-map an empty file
         return len(self.indexed.document_indices) - 1
 
     def sequences(self, i: int) -> list[np.ndarray]:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import regex
 from tqdm import tqdm
 
 from data_prep.format import MRCExample
@@ -35,6 +36,12 @@ from data_prep.shards import ShardedBuild, counter_dict, write_shard
 SPACELESS = {"zh", "ja", "th"}
 # Agglutinative scripts where particles attach to the end of a name (서울은): no right boundary.
 SUFFIXING = {"ko"}
+# Arabic writes the conjunctions/prepositions و ف ب ك ل and the article ال onto the next word
+# (وعطارد = "and Mercury"): a name may follow them inside one whitespace word.
+PROCLITICS = {"ar": r"(?:[وف]?(?:[بكل]|ال|لل|بال|كال)?)"}
+# A word character in any script: letters, combining marks (Devanagari vowel signs are marks,
+# not \w), digits. Names must not continue into one of these on either side.
+WORD_CHAR = r"[\p{L}\p{M}\p{N}_]"
 PAREN_RE = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 
 
@@ -68,10 +75,13 @@ class MRCParams:
 class RawExample:
     """Text-level MRC example before subword encoding."""
 
-    query: str
+    query_parts: list[str | None]  # query text with None where one mask token goes
     context: str
     answers: list[tuple[int, int]]  # char spans in `context`, end exclusive
     answerable: bool
+
+    def query(self, mask: str = "<mask>") -> str:
+        return "".join(mask if part is None else part for part in self.query_parts)
 
 
 @dataclass
@@ -112,15 +122,19 @@ def split_at(words: list[tuple[int, int]], cuts: list[int]) -> list[tuple[int, i
     return out
 
 
-def surface_regex(forms: list[str], lang: str, *, ignore_case: bool) -> re.Pattern | None:
-    """Whole-word matcher for any of `forms` (longest first), respecting the script's word rules."""
+def surface_regex(forms: list[str], lang: str, *, ignore_case: bool) -> regex.Pattern | None:
+    """Whole-word matcher for any of `forms` (longest first), respecting the script's word rules.
+
+    The matched name is the group "name"; the whole match may also hold a proclitic (Arabic).
+    """
     forms = [f for f in forms if f.strip()]
     if not forms:
         return None
-    body = "|".join(re.escape(f) for f in sorted(set(forms), key=lambda f: (-len(f), f)))
-    left = "" if lang in SPACELESS else r"(?<!\w)"
-    right = "" if lang in SPACELESS or lang in SUFFIXING else r"(?!\w)"
-    return re.compile(f"{left}(?:{body}){right}", re.IGNORECASE if ignore_case else 0)
+    body = "|".join(regex.escape(f) for f in sorted(set(forms), key=lambda f: (-len(f), f)))
+    left = "" if lang in SPACELESS else f"(?<!{WORD_CHAR})" + PROCLITICS.get(lang, "")
+    right = "" if lang in SPACELESS or lang in SUFFIXING else f"(?!{WORD_CHAR})"
+    flags = regex.IGNORECASE if ignore_case else 0
+    return regex.compile(f"{left}(?P<name>{body}){right}", flags)
 
 
 # ---------------------------------------------------------------- phase 2: index
@@ -193,30 +207,35 @@ def select_entities(index: Index, params: MRCParams) -> list[int]:
 # ---------------------------------------------------------------- phase 3: examples
 
 
-def make_query(index: Index, entity: int, params: MRCParams, mask: str) -> str | None:
-    """First Q words of the entity's article with every surface form replaced by one mask."""
-    words = index.words[entity]
-    if len(words) == 0:
+def make_query(index: Index, entity: int, params: MRCParams) -> list[str | None] | None:
+    """First Q words of the entity's article, every surface form replaced by one mask (None).
+
+    Names are searched a little past word Q so that one cut by the window is still masked.
+    """
+    all_words = index.words[entity]
+    if len(all_words) == 0:
         return None
-    words = words[: params.query_words]
+    words = all_words[: params.query_words]
     text = index.texts[entity]
-    region_start, region_end = int(words[0, 0]), int(words[-1, 1])
+    region_start = int(words[0, 0])
+    search_end = int(all_words[min(len(all_words), params.query_words + 20) - 1, 1])
     pattern = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
     masked = np.zeros(len(words), dtype=bool)
-    for m in pattern.finditer(text, region_start, region_end):
+    for m in pattern.finditer(text, region_start, search_end):
         masked |= (words[:, 0] < m.end()) & (words[:, 1] > m.start())
     if not masked.any():
         return None
-    pieces: list[str] = []
+    parts: list[str | None] = []
     prev_end = region_start
     for i, (start, end) in enumerate(words.tolist()):
         if masked[i] and i > 0 and masked[i - 1]:
             prev_end = end
             continue
-        pieces.append(text[prev_end:start])
-        pieces.append(mask if masked[i] else text[start:end])
+        parts.append(text[prev_end:start])
+        parts.append(None if masked[i] else text[start:end])
         prev_end = end
-    return "".join(pieces).strip()
+    parts[0] = parts[0].lstrip()
+    return [p for p in parts if p != ""]
 
 
 def _window(words: np.ndarray, first: int, n: int) -> tuple[int, int]:
@@ -225,7 +244,8 @@ def _window(words: np.ndarray, first: int, n: int) -> tuple[int, int]:
     return first, min(len(words), first + n)
 
 
-def answerable_example(index: Index, entity: int, mention: tuple[int, int], query: str,
+def answerable_example(index: Index, entity: int, mention: tuple[int, int],
+                       query: list[str | None],
                        params: MRCParams, rng: np.random.Generator) -> RawExample:
     art, link_idx = mention
     words, text = index.words[art], index.texts[art]
@@ -237,16 +257,12 @@ def answerable_example(index: Index, entity: int, mention: tuple[int, int], quer
     lo, hi = _window(words, w_first - before, params.context_words)
     c_start, c_end = int(words[lo, 0]), int(words[hi - 1, 1])
     context = text[c_start:c_end]
-    answers = set()
     anchor = surface_regex([text[start:end]], index.lang, ignore_case=False)
-    answers.update((m.start(), m.end()) for m in anchor.finditer(context))
-    for s, e, target in index.links[art]:  # other links to the entity inside the window
-        if target == entity and s >= c_start and e <= c_end:
-            answers.add((s - c_start, e - c_start))
-    return RawExample(query, context, sorted(answers), True)
+    answers = sorted({m.span("name") for m in anchor.finditer(context)})
+    return RawExample(query, context, answers, True)
 
 
-def unanswerable_example(index: Index, entity: int, query: str, params: MRCParams,
+def unanswerable_example(index: Index, entity: int, query: list[str | None], params: MRCParams,
                          rng: np.random.Generator, tries: int = 30) -> RawExample | None:
     """A window from an article that is not the entity's and never names or links to it."""
     avoid = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
@@ -265,10 +281,10 @@ def unanswerable_example(index: Index, entity: int, query: str, params: MRCParam
     return None
 
 
-def entity_examples(index: Index, entity: int, params: MRCParams, mask: str,
+def entity_examples(index: Index, entity: int, params: MRCParams,
                     stats: Counter) -> list[RawExample]:
     rng = np.random.default_rng(stable_seed(params.seed, index.lang, index.titles[entity]))
-    query = make_query(index, entity, params, mask)
+    query = make_query(index, entity, params)
     if query is None:
         stats["query_without_mention"] += 1
         return []
@@ -288,46 +304,84 @@ def entity_examples(index: Index, entity: int, params: MRCParams, mask: str,
 # ---------------------------------------------------------------- encoding
 
 
+def _cut_bounds(text: str, spans: list[tuple[int, int]]) -> list[int]:
+    """0, every span edge inside `text`, len(text): the piece boundaries of an encoded context."""
+    return [0, *sorted({c for span in spans for c in span if 0 < c < len(text)}), len(text)]
+
+
 def encode_examples(raw: list[RawExample], tokenizer, params: MRCParams,
                     stats: Counter) -> list[MRCExample]:
-    """`<s> query </s></s> context </s>` with answer char spans mapped to token spans.
+    """`<s> query </s></s> context </s>` with answers as exact token spans.
 
-    The query is cut to max_query_tokens, the context to what is left of max_seq_len; an answer
-    that does not fit whole is dropped (never clipped), and an answerable example that loses all
-    its answers is counted as `answer_truncated` and kept as unanswerable.
+    Contexts are tokenized in pieces cut at the answer edges, so no subword ever straddles an
+    answer (in zh/th/ar a subword would otherwise swallow neighbouring characters); a piece that
+    continues a word drops SentencePiece's lone word-start token "▁". Query masks are inserted as
+    the mask id, and special ids that come from the text itself (a literal "<mask>") become
+    `<unk>`. The query is cut to max_query_tokens, the context to what is left of max_seq_len;
+    an answer that does not fit whole is dropped (never clipped), and an answerable example
+    that loses all its answers is counted as `answer_truncated` and kept as unanswerable.
     """
     if not raw:
         return []
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    queries = tokenizer([r.query for r in raw], add_special_tokens=False)["input_ids"]
-    contexts = tokenizer([r.context for r in raw], add_special_tokens=False,
-                         return_offsets_mapping=True)
+    cls, sep, unk, mask = (tokenizer.cls_token_id, tokenizer.sep_token_id,
+                           tokenizer.unk_token_id, tokenizer.mask_token_id)
+    specials = set(tokenizer.all_special_ids) - {unk}
+    word_start = tokenizer.convert_tokens_to_ids("\u2581")
+    texts: list[str] = []
+    glued: list[bool] = []
+    plans = []
+    for r in raw:
+        query: list[int | None] = []  # None = mask, else index into texts
+        for part in r.query_parts:
+            if part is None:
+                query.append(None)
+            else:  # a part right after a mask continues its word unless whitespace follows
+                glued.append(bool(query) and not part[:1].isspace())
+                query.append(len(texts))
+                texts.append(part.strip())
+        bounds = _cut_bounds(r.context, r.answers)
+        context_first = len(texts)
+        for a, b in zip(bounds, bounds[1:]):
+            texts.append(r.context[a:b].strip())
+            glued.append(a > 0 and not r.context[a - 1].isspace())
+        plans.append((query, context_first, len(texts)))
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    for i, ids in enumerate(encoded):
+        if glued[i] and ids and ids[0] == word_start:
+            ids = ids[1:]
+        if any(t in specials for t in ids):
+            stats["special_token_in_text"] += 1
+            ids = [unk if t in specials else t for t in ids]
+        encoded[i] = ids
+
     out = []
-    for r, q_ids, c_ids, offsets in zip(raw, queries, contexts["input_ids"],
-                                        contexts["offset_mapping"]):
+    for r, (query, c_first, c_last) in zip(raw, plans):
+        q_ids = [t for slot in query for t in ([mask] if slot is None else encoded[slot])]
         q_ids = q_ids[: params.max_query_tokens]
+        piece_start, c_ids = [], []  # token index where each context piece starts
+        for k in range(c_first, c_last):
+            piece_start.append(len(c_ids))
+            c_ids.extend(encoded[k])
+        piece_start.append(len(c_ids))
         budget = params.max_seq_len - len(q_ids) - 4
         if len(c_ids) > budget:
             stats["context_truncated"] += 1
         kept = min(len(c_ids), budget)
+        bounds = _cut_bounds(r.context, r.answers)
         context_start = len(q_ids) + 3
-        starts = [s for s, _ in offsets]
-        ends = [e for _, e in offsets]
         spans = []
         for a_start, a_end in r.answers:
-            t_start = bisect.bisect_right(ends, a_start)  # first token ending after a_start
-            t_end = bisect.bisect_left(starts, a_end) - 1  # last token starting before a_end
+            first, last = bounds.index(a_start), bounds.index(a_end)  # answer = pieces [first, last)
+            t_start, t_end = piece_start[first], piece_start[last] - 1
             if t_end >= kept or t_end < t_start:
                 stats["answers_dropped"] += 1
                 continue
             spans.append((context_start + t_start, context_start + t_end))
-        c_ids = c_ids[:kept]
         if r.answerable and not spans:
             stats["answer_truncated"] += 1
-        input_ids = [cls, *q_ids, sep, sep, *c_ids, sep]
+        input_ids = [cls, *q_ids, sep, sep, *c_ids[:kept], sep]
         out.append(MRCExample(np.asarray(input_ids, np.int32), context_start,
-                              context_start + len(c_ids),
-                              np.asarray(spans, np.int32).reshape(-1, 2)))
+                              context_start + kept, np.asarray(spans, np.int32).reshape(-1, 2)))
         stats["answerable" if spans else "unanswerable"] += 1
     stats["examples"] += len(out)
     return out
@@ -345,7 +399,7 @@ def _build_unit(unit: int) -> int:
     lo = unit * params.entities_per_unit
     raw: list[RawExample] = []
     for entity in entities[lo: lo + params.entities_per_unit]:
-        raw.extend(entity_examples(index, entity, params, tokenizer.mask_token, stats))
+        raw.extend(entity_examples(index, entity, params, stats))
         stats["entities"] += 1
     encoded = encode_examples(raw, tokenizer, params, stats)
     skipped = {k: stats.pop(k) for k in ("query_without_mention", "no_unanswerable_context")
@@ -426,7 +480,8 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
                "entities_selected": len(entities), **counter_dict(index.stats)}
     from data_prep.wordtok import backend_info
 
-    manifest = build.merge(n_units, {"lang": params.lang, "tokenizer": tok_info,
+    zero = {k: 0 for k in ("examples", "answerable", "unanswerable", "answer_truncated")}
+    manifest = build.merge(n_units, {"lang": params.lang, "tokenizer": tok_info, "counts": zero,
                                      "word_tokenizer": backend_info(params.lang),
                                      "reading": reading, "skipped": dict(corpus.skipped)})
     return manifest

@@ -18,7 +18,7 @@ import pytest
 from data_prep.format import MRCDataset
 from data_prep.inspect import iter_decoded
 from data_prep.mrc import (MRCParams, RawExample, build_index, build_wiki_mrc, encode_examples,
-                           entity_examples, select_entities, split_at, stable_seed,
+                           entity_examples, make_query, select_entities, split_at, stable_seed,
                            strip_parenthetical, surface_regex)
 from data_prep.wiki import Article, Link, WikiCorpus
 
@@ -117,8 +117,8 @@ def test_query_masks_every_surface_form(small_corpus):
     assert "the first planet" in index.surface_forms[entity]
     assert "Hermes" in index.surface_forms[entity]  # redirect title without parenthetical
     stats = Counter()
-    examples = entity_examples(index, entity, MRCParams(lang="en", min_mentions=6), "<mask>", stats)
-    query = examples[0].query
+    examples = entity_examples(index, entity, MRCParams(lang="en", min_mentions=6), stats)
+    query = examples[0].query()
     assert query.startswith("<mask> is the smallest planet")
     assert "Mercury" not in query and "Hermes" not in query
     assert "<mask> <mask>" not in query  # consecutive masks collapse
@@ -130,7 +130,7 @@ def test_answers_and_unanswerable_contexts(small_corpus):
     entity = index.titles.index("Mercury (planet)")
     params = MRCParams(lang="en", min_mentions=6, max_mentions=4, context_words=30)
     stats = Counter()
-    examples = entity_examples(index, entity, params, "<mask>", stats)
+    examples = entity_examples(index, entity, params, stats)
     answerable = [e for e in examples if e.answerable]
     unanswerable = [e for e in examples if not e.answerable]
     assert len(answerable) == len(unanswerable) == 4
@@ -149,7 +149,7 @@ def test_every_occurrence_of_the_anchor_is_labelled(small_corpus):
     index = build_index(small_corpus, "en")
     entity = index.titles.index("Mercury (planet)")
     params = MRCParams(lang="en", min_mentions=1, max_mentions=10, context_words=400)
-    examples = entity_examples(index, entity, params, "<mask>", Counter())
+    examples = entity_examples(index, entity, params, Counter())
     # Observer 0 links "Mercury" twice: its examples must label both occurrences
     double = [e for e in examples if e.answerable and e.context.count("Mercury") == 2]
     assert double and all(len(e.answers) == 2 for e in double)
@@ -158,8 +158,8 @@ def test_every_occurrence_of_the_anchor_is_labelled(small_corpus):
 def test_encoding_maps_answers_to_tokens_and_counts_truncation(tokenizer):
     context = "Astronomers watched Mercury at dawn while Mercury rose."
     spans = [(20, 27), (42, 49)]
-    raw = [RawExample("<mask> is a planet", context, spans, True),
-           RawExample("<mask> is a planet", "nothing here", [], False)]
+    raw = [RawExample([None, " is a planet"], context, spans, True),
+           RawExample([None, " is a planet"], "nothing here", [], False)]
     stats = Counter()
     params = MRCParams(lang="en")
     encoded = encode_examples(raw, tokenizer, params, stats)
@@ -216,13 +216,13 @@ def test_excerpt_queries_hide_the_entity_name():
     params = MRCParams(lang="en", min_mentions=2)
     checked = 0
     for entity in select_entities(index, params)[:40]:
-        for ex in entity_examples(index, entity, params, "<mask>", Counter())[:1]:
+        for ex in entity_examples(index, entity, params, Counter())[:1]:
             checked += 1
-            assert "<mask>" in ex.query
+            assert None in ex.query_parts
             for name in index.surface_forms[entity]:
                 if len(name) > 3:
-                    assert not surface_regex([name], "en", ignore_case=True).search(ex.query), \
-                        (name, ex.query)
+                    assert not surface_regex([name], "en", ignore_case=True).search(ex.query()), \
+                        (name, ex.query())
     assert checked > 5
 
 
@@ -337,3 +337,86 @@ def test_bad_input_lines_are_counted_in_the_manifest(tokenizer_dir, tmp_path):
     assert skipped.get("invalid_utf8", 0) + skipped.get("malformed_json", 0) >= 2
     assert skipped.get("missing_field", 0) + skipped.get("empty_article", 0) >= 2
     assert manifest["counts"]["examples"] > 50
+
+
+# ------------------------------------------------------------------ review findings, per script
+
+
+@pytest.fixture(scope="module")
+def multiscript(tmp_path_factory):
+    """Synthetic zh / th / ar / hi dumps and a tokenizer trained on them."""
+    from data_prep.synth import write_synthetic_wiki
+    from data_prep.tokenizer import load_tokenizer, train_tokenizer
+
+    root = tmp_path_factory.mktemp("multiscript")
+    dumps = write_synthetic_wiki(root / "wiki", ["zh", "th", "ar", "hi"], articles_per_lang=80)
+    tok = load_tokenizer(train_tokenizer(dumps, vocab_size=6000, out_dir=root / "tok"))
+    return dict(zip(["zh", "th", "ar", "hi"], dumps)), tok
+
+
+@pytest.mark.parametrize("lang", ["zh", "th", "ar", "hi"])
+def test_answer_tokens_are_exactly_the_answer(multiscript, lang):
+    """No subword may straddle an answer edge: decoded gold tokens equal the answer text."""
+    import unicodedata
+
+    from data_prep.wiki import read_wiki
+
+    dumps, tokenizer = multiscript
+    index = build_index(read_wiki(dumps[lang], lang, progress=False), lang)
+    params = MRCParams(lang=lang, min_mentions=2)
+    stats = Counter()
+    raw = [ex for e in select_entities(index, params)
+           for ex in entity_examples(index, e, params, stats)]
+    encoded = encode_examples(raw, tokenizer, params, stats)
+
+    def norm(text: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", text).split())
+
+    checked = 0
+    for r, ex in zip(raw, encoded):
+        ids = ex.input_ids.tolist()
+        # answers are in text order and only the ones cut off at the end can drop
+        for (s, e), (a, b) in zip(ex.answer_spans.tolist(), r.answers):
+            assert norm(tokenizer.decode(ids[s:e + 1])) == norm(r.context[a:b])
+            checked += 1
+    assert checked > 50
+
+
+def test_whole_words_in_indic_and_arabic_scripts():
+    # Devanagari vowel signs are combining marks, not \w: "भारत" is not a word of "भारतीय"
+    assert surface_regex(["भारत"], "hi", ignore_case=False).search("भारतीय संविधान") is None
+    assert surface_regex(["भारत"], "hi", ignore_case=False).search("यह भारत है")
+    # Arabic proclitics (و ف ب ك ل ال) sit on the name; the answer is the name alone
+    m = surface_regex(["عطارد"], "ar", ignore_case=False).search("رصد الفلكيون وعطارد")
+    assert m and m.group("name") == "عطارد" and m.group() == "وعطارد"
+    assert surface_regex(["عطارد"], "ar", ignore_case=False).search("عطاردي") is None
+
+
+def test_a_name_cut_by_the_query_window_is_still_masked():
+    filler = " ".join(["word"] * 48)
+    corpus = WikiCorpus([Article("Foo Bar", f"{filler} Foo Bar is a name. " + FILLER, [])], {},
+                        Counter())
+    parts = make_query(build_index(corpus, "en"), 0, MRCParams(lang="en", query_words=49))
+    query = RawExample(parts, "", [], False).query()
+    assert query.endswith("<mask>") and "Foo" not in query
+
+
+def test_special_tokens_in_article_text_become_unk(tokenizer):
+    raw = [RawExample([None, " is here"], "a literal <mask> and <pad> in text", [], False)]
+    stats = Counter()
+    (ex,) = encode_examples(raw, tokenizer, MRCParams(lang="en"), stats)
+    context = ex.input_ids[ex.context_start:ex.context_end].tolist()
+    assert tokenizer.mask_token_id not in context and tokenizer.pad_token_id not in context
+    assert tokenizer.unk_token_id in context and stats["special_token_in_text"] == 1
+    assert ex.input_ids.tolist().count(tokenizer.mask_token_id) == 1  # the query's own mask
+
+
+def test_a_build_without_entities_is_an_empty_readable_dataset(tokenizer_dir, tmp_path):
+    dump = tmp_path / "wiki.json"
+    dump.write_text(json.dumps({"id": "1", "revid": "1", "url": "", "title": "Lonely",
+                                "text": "Lonely is an article nobody links to. " * 20}) + "\n")
+    manifest = build_wiki_mrc(dump, tokenizer_dir, tmp_path / "en", MRCParams(lang="en"),
+                              progress=False)
+    assert manifest["counts"]["examples"] == 0
+    assert len(MRCDataset(tmp_path / "en")) == 0
+    assert list(iter_decoded(tmp_path / "en", None, None)) == []
