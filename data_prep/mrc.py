@@ -225,16 +225,16 @@ def make_query(index: Index, entity: int, params: MRCParams) -> list[str | None]
         masked |= (words[:, 0] < m.end()) & (words[:, 1] > m.start())
     if not masked.any():
         return None
-    parts: list[str | None] = []
+    parts: list[str | None] = [""]
     prev_end = region_start
     for i, (start, end) in enumerate(words.tolist()):
-        if masked[i] and i > 0 and masked[i - 1]:
-            prev_end = end
-            continue
-        parts.append(text[prev_end:start])
-        parts.append(None if masked[i] else text[start:end])
+        if masked[i]:
+            if not (i > 0 and masked[i - 1]):  # a run of masked words becomes one mask
+                parts[-1] += text[prev_end:start]
+                parts += [None, ""]
+        else:
+            parts[-1] += text[prev_end:end]
         prev_end = end
-    parts[0] = parts[0].lstrip()
     return [p for p in parts if p != ""]
 
 
