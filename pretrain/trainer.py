@@ -286,19 +286,22 @@ class Trainer:
         self.stop.install()  # before the loader's workers fork, so they inherit it
         batches = train_batches(cfg, self.rank, self.world_size, self.consumed, self.info)
         code = distributed.EXIT_OK
+        stop_at = self.options.stop_at_step
         with closing(batches):
-            while self.step < t.train_steps:
+            while self.step < t.train_steps and (stop_at is None or self.step < stop_at):
                 self._train_step(batches)
                 stopping = distributed.any_rank(self.stop.requested)
-                planned = self.options.stop_at_step is not None and \
-                    self.step >= self.options.stop_at_step
+                planned = stop_at is not None and self.step >= stop_at
                 last = self.step == t.train_steps or stopping or planned
                 if self.step % t.log_every == 0 or last:
                     self._log_window()
-                if t.eval_every and self.step % t.eval_every == 0:
+                due_eval = t.eval_every and self.step % t.eval_every == 0
+                if due_eval and not stopping:
                     self.evaluate()
                 if (t.save_every and self.step % t.save_every == 0) or last:
                     self.save()
+                if due_eval and stopping:  # checkpoint first: the launcher's grace period is short
+                    self.evaluate()
                 if stopping:
                     code = self.stop.exit_code if self.stop.requested else 128 + 15
                     break

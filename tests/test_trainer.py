@@ -143,3 +143,11 @@ def test_lr_schedule_warms_up_from_the_first_step(zero2_runs):
     lrs = [r["lr"] for r in train_records(zero2_runs[0])]
     expected = [1e-3 * (i / 2 if i < 2 else (20 - i) / 18) for i in range(20)]
     assert lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_stop_at_a_step_already_reached_trains_nothing(zero2_runs, tiny_mrc_data):
+    resumed = zero2_runs[1]
+    before = (resumed / "metrics.jsonl").read_text()
+    run(train_command(2, tiny_args(tiny_mrc_data, resumed, *ZERO2) + ["--stop-at-step", "15"]))
+    assert [r["step"] for r in train_records(resumed)] == list(range(1, 21))
+    assert (resumed / "metrics.jsonl").read_text() == before
