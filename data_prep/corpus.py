@@ -19,10 +19,8 @@ import bz2
 import gzip
 import html
 import json
-import os
 import re
 import shutil
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from data_prep.format import read_manifest
-from data_prep.shards import ShardedBuild, write_shard
+from data_prep.shards import ShardedBuild, run_tasks, write_shard
 from data_prep.tokenizer import load_tokenizer, tokenizer_info
 
 
@@ -285,10 +283,6 @@ def _run_task(job: Job, units: list[Unit]) -> int:
     return len(units)
 
 
-def _worker_init() -> None:
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # processes already use the cores
-
-
 def _run_packed(args: tuple[Job, list[Unit]]) -> int:
     return _run_task(*args)
 
@@ -312,24 +306,9 @@ def _tasks(pending: list[Unit], workers: int) -> list[list[Unit]]:
 
 def run_build(build: ShardedBuild, job: Job, units: list[Unit], workers: int, desc: str) -> None:
     """Build every uncommitted unit (in a pool when workers > 1), with a progress bar."""
-    from tqdm import tqdm
-
-    with warnings.catch_warnings():  # megatron's harmless "Transformer Engine / Apex" notes
-        warnings.simplefilter("ignore", UserWarning)
-        import megatron.core.datasets.indexed_dataset  # noqa: F401  (forked workers inherit it)
     pending = [u for u in units if not build.committed(u.index)]
-    tasks = _tasks(pending, workers)
-    with tqdm(total=len(units), initial=len(units) - len(pending), desc=desc, unit="unit",
-              disable=None) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                bar.update(_run_task(job, task))
-            return
-        import multiprocessing
-
-        with multiprocessing.get_context().Pool(min(workers, len(tasks)), _worker_init) as pool:
-            for done in pool.imap_unordered(_run_packed, [(job, t) for t in tasks]):
-                bar.update(done)
+    run_tasks([(job, task) for task in _tasks(pending, workers)], _run_packed, workers=workers,
+              total=len(units), committed=len(units) - len(pending), desc=desc)
 
 
 # ---------------------------------------------------------------- commands

@@ -30,7 +30,7 @@ import regex
 from tqdm import tqdm
 
 from data_prep.format import MRCExample
-from data_prep.shards import ShardedBuild, counter_dict, write_shard
+from data_prep.shards import ShardedBuild, counter_dict, run_tasks, write_shard
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
 SPACELESS = {"zh", "ja", "th"}
@@ -393,6 +393,7 @@ _STATE: dict = {}  # set before forking unit workers (copy-on-write, never pickl
 
 
 def _build_unit(unit: int) -> int:
+    """Build and commit one unit of entities; returns 1 (units committed)."""
     index, entities, params = _STATE["index"], _STATE["entities"], _STATE["params"]
     tokenizer, work_dir = _STATE["tokenizer"], _STATE["work_dir"]
     stats: Counter = Counter()
@@ -406,7 +407,7 @@ def _build_unit(unit: int) -> int:
                if k in stats}
     write_shard(work_dir, unit, (ex.to_arrays() for ex in encoded),
                 {"counts": counter_dict(stats), "skipped": skipped})
-    return unit
+    return 1
 
 
 def _load_or_read_corpus(work_dir: Path, input_path: str, lang: str, params: MRCParams,
@@ -463,17 +464,9 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     _STATE.update(index=index, entities=entities, params=params, tokenizer=tokenizer,
                   work_dir=build.work_dir)
     try:
-        bar = tqdm(total=n_units, initial=n_units - len(pending), desc=f"{params.lang}: units",
-                   disable=not progress)
-        if workers > 1 and len(pending) > 1:
-            with mp.get_context("fork").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_build_unit, pending):
-                    bar.update()
-        else:
-            for unit in pending:
-                _build_unit(unit)
-                bar.update()
-        bar.close()
+        run_tasks(pending, _build_unit, workers=workers, total=n_units,
+                  committed=n_units - len(pending), desc=f"{params.lang}: units",
+                  progress=progress)
     finally:
         _STATE.clear()
     reading = {"articles": len(corpus.articles), "redirects": len(corpus.redirects),

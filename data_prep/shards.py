@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,32 @@ def write_shard(work_dir: str | Path, unit: int, documents: Iterable[list[np.nda
     os.replace(str(tmp) + ".bin", str(prefix) + ".bin")
     os.replace(str(tmp) + ".idx", str(prefix) + ".idx")
     atomic_write_text(prefix.with_suffix(".json"), json.dumps(counts, sort_keys=True))
+
+
+def _worker_init() -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the processes already use the cores
+
+
+def run_tasks(tasks: list, run: Callable[[object], int], *, workers: int, total: int,
+              committed: int, desc: str, progress: bool | None = None) -> None:
+    """Run `run(task)` for every task, in a fork pool when workers > 1, under one progress bar
+    over `total` units of which `committed` are already built; `run` returns how many units its
+    task committed. `run` is a module-level function (forked workers inherit module state)."""
+    from tqdm import tqdm
+
+    megatron_indexed()  # imported once, quietly, before the workers fork
+    with tqdm(total=total, initial=committed, desc=desc, unit="unit",
+              disable=None if progress is None else not progress) as bar:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                bar.update(run(task))
+            return
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks)),
+                                                      _worker_init) as pool:
+            for count in pool.imap_unordered(run, tasks):
+                bar.update(count)
 
 
 def _params_diff(old: Mapping, new: Mapping) -> list[str]:
