@@ -21,9 +21,10 @@ from data_prep.corpus import build_corpus, build_parallel, pack_segments
 from data_prep.format import CorpusDataset, ParallelDataset, read_manifest
 from data_prep.shards import BuildError
 from data_prep.tokenizer import load_tokenizer, tokenizer_info, train_tokenizer
+from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = SHARED_DATA
 PARALLEL = DATA / "parallel"
 
 pytestmark = pytest.mark.skipif(not PARALLEL.is_dir(), reason=f"test data missing: {PARALLEL}")

@@ -24,9 +24,10 @@ from finetune.mrc_form import (
     tagging_instances,
 )
 from finetune.tasks import read_absa, read_ner, read_pair, read_squad
+from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-XLU = REPO.parent / "shared" / "data" / "xlu"
+XLU = SHARED_DATA / "xlu"
 pytestmark = pytest.mark.skipif(not XLU.is_dir(), reason="shared XLU samples not available")
 HIGH, LOW = 8.0, -8.0
 

@@ -20,9 +20,10 @@ from finetune.metrics import (
     pair_accuracy,
 )
 from finetune.tasks import QAExample, read_absa, read_ner, read_pair, read_squad
+from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-XLU = REPO.parent / "shared" / "data" / "xlu"
+XLU = SHARED_DATA / "xlu"
 needs_xlu = pytest.mark.skipif(not XLU.is_dir(), reason="shared XLU samples not available")
 
 

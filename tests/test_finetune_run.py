@@ -18,9 +18,10 @@ from finetune import evaluate as evaluate_cli
 from finetune import run, train_loop
 from finetune.mrc_form import encode, pair_instances
 from finetune.tasks import read_ner, read_pair
+from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-XLU = REPO.parent / "shared" / "data" / "xlu"
+XLU = SHARED_DATA / "xlu"
 pytestmark = pytest.mark.skipif(not XLU.is_dir(), reason="shared XLU samples not available")
 LANGS = ("en", "de", "zh")
 

@@ -15,8 +15,9 @@ from finetune.tasks import (
     read_pair,
     read_squad,
 )
+from paths import SHARED_DATA
 
-XLU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlu"
+XLU = SHARED_DATA / "xlu"
 pytestmark = pytest.mark.skipif(not XLU.is_dir(), reason="shared XLU samples not available")
 
 

@@ -21,9 +21,10 @@ from data_prep.mrc import (MRCParams, RawExample, build_index, build_wiki_mrc, e
                            entity_examples, make_query, select_entities, split_at, stable_seed,
                            strip_parenthetical, surface_regex)
 from data_prep.wiki import Article, Link, WikiCorpus
+from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = SHARED_DATA
 DUMP = SHARED / "wiki" / "enwiki-sample.xml.bz2"
 
 

@@ -10,8 +10,9 @@ import pytest
 from data_prep.__main__ import main
 from data_prep.tokenizer import (SPM_FILE, _strip_wikitext, load_tokenizer, tokenizer_info,
                                  train_tokenizer)
+from paths import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 PARALLEL = DATA / "parallel"
 SCRIPTS = {"eng": "tatoeba.rus-eng.eng", "rus": "tatoeba.rus-eng.rus",
            "cmn": "tatoeba.cmn-eng.cmn", "tha": "tatoeba.tha-eng.tha",

@@ -15,8 +15,9 @@ from xml.sax.saxutils import escape
 import pytest
 
 from data_prep.wiki import Article, WikiCorpus, normalise_title, read_wiki
+from paths import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki"
+DATA = SHARED_DATA / "wiki"
 SAMPLE = DATA / "enwiki-sample.xml.bz2"
 EXTRACTED = DATA / "enwiki-extracted-links"
 REPO = Path(__file__).resolve().parents[1]
