@@ -20,6 +20,26 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 TARGET_PER_CORE = 103.7e6 / (64 * 2 * 3600)
+# Tatoeba files in ../shared/data/parallel -> mPMR language codes
+TATOEBA = {"eng": "en", "deu": "de", "fra": "fr", "rus": "ru", "cmn": "zh", "tha": "th",
+           "ara": "ar", "hin": "hi", "swh": "sw"}
+
+
+def word_tokenizer_speed(parallel_dir: Path) -> None:
+    """Words/s of `word_spans` per language on real sentences (backend load excluded)."""
+    from data_prep.wordtok import word_spans
+
+    print("word tokenization, real Tatoeba sentences, one worker:")
+    for code, lang in TATOEBA.items():
+        files = sorted(parallel_dir.glob(f"tatoeba.*.{code}"))
+        if not files:
+            continue
+        lines = files[0].read_text(encoding="utf-8").splitlines()
+        word_spans(lines[0], lang)  # build the backend
+        t0 = time.perf_counter()
+        words = sum(len(word_spans(line, lang)) for line in lines)
+        print(f"  {lang}: {words / (time.perf_counter() - t0) / 1e3:6.0f}k words/s "
+              f"({len(lines)} sentences)")
 
 
 def main() -> int:
@@ -29,6 +49,7 @@ def main() -> int:
     parser.add_argument("--min-mentions", type=int, default=2)
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: train one)")
     args = parser.parse_args()
+    word_tokenizer_speed(REPO.parent / "shared/data/parallel")
 
     from data_prep.mrc import MRCParams, build_index, encode_examples, entity_examples, select_entities
     from data_prep.tokenizer import load_tokenizer, train_tokenizer
