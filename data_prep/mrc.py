@@ -207,7 +207,13 @@ def select_entities(index: Index, params: MRCParams) -> list[int]:
 # ---------------------------------------------------------------- phase 3: examples
 
 
-def make_query(index: Index, entity: int, params: MRCParams) -> list[str | None] | None:
+def names_regex(index: Index, entity: int) -> regex.Pattern:
+    """Any surface form of `entity`, whole words, case-insensitive (masking and avoiding)."""
+    return surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
+
+
+def make_query(index: Index, entity: int, params: MRCParams,
+               names: regex.Pattern | None = None) -> list[str | None] | None:
     """First Q words of the entity's article, every surface form replaced by one mask (None).
 
     Names are searched a little past word Q so that one cut by the window is still masked.
@@ -219,7 +225,7 @@ def make_query(index: Index, entity: int, params: MRCParams) -> list[str | None]
     text = index.texts[entity]
     region_start = int(words[0, 0])
     search_end = int(all_words[min(len(all_words), params.query_words + 20) - 1, 1])
-    pattern = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
+    pattern = names or names_regex(index, entity)
     masked = np.zeros(len(words), dtype=bool)
     for m in pattern.finditer(text, region_start, search_end):
         masked |= (words[:, 0] < m.end()) & (words[:, 1] > m.start())
@@ -263,15 +269,15 @@ def answerable_example(index: Index, entity: int, mention: tuple[int, int],
 
 
 def unanswerable_example(index: Index, entity: int, query: list[str | None], params: MRCParams,
-                         rng: np.random.Generator, tries: int = 30) -> RawExample | None:
+                         rng: np.random.Generator, names: regex.Pattern,
+                         tries: int = 30) -> RawExample | None:
     """A window from an article that is not the entity's and never names or links to it."""
-    avoid = surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
     n = len(index.texts)
     for _ in range(tries):
         art = int(rng.integers(0, n))
         if art == entity or entity in index.linked_entities[art] or len(index.words[art]) == 0:
             continue
-        if avoid.search(index.texts[art]):
+        if names.search(index.texts[art]):
             continue
         words = index.words[art]
         lo, hi = _window(words, int(rng.integers(0, max(1, len(words) - params.context_words + 1))),
@@ -284,7 +290,8 @@ def unanswerable_example(index: Index, entity: int, query: list[str | None], par
 def entity_examples(index: Index, entity: int, params: MRCParams,
                     stats: Counter) -> list[RawExample]:
     rng = np.random.default_rng(stable_seed(params.seed, index.lang, index.titles[entity]))
-    query = make_query(index, entity, params)
+    names = names_regex(index, entity)
+    query = make_query(index, entity, params, names)
     if query is None:
         stats["query_without_mention"] += 1
         return []
@@ -293,7 +300,7 @@ def entity_examples(index: Index, entity: int, params: MRCParams,
     chosen = sorted(rng.choice(len(mentions), size=k, replace=False).tolist())
     examples = [answerable_example(index, entity, mentions[c], query, params, rng) for c in chosen]
     for _ in range(k):
-        ex = unanswerable_example(index, entity, query, params, rng)
+        ex = unanswerable_example(index, entity, query, params, rng, names)
         if ex is None:
             stats["no_unanswerable_context"] += 1
         else:
