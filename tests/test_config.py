@@ -83,8 +83,11 @@ def test_unknown_nested_key_in_yaml(tmp_path):
 
 
 def test_valid_tiny_config_passes(tiny_config):
-    validate(tiny_config, 1)
-    validate(tiny_config, 2)
+    for world_size, accumulation in ((1, 2), (2, 1)):  # global 8 = micro 4 x ranks x accumulation
+        validate(tiny_config, world_size)
+        ds = deepspeed_config(tiny_config, world_size)
+        assert ds["gradient_accumulation_steps"] == accumulation
+        assert ds["train_batch_size"] == 8 and ds["train_micro_batch_size_per_gpu"] == 4
 
 
 def test_batch_must_divide(tiny_config):
