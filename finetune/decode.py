@@ -8,11 +8,15 @@ j; Z_00 (the [CLS] cell) scores relevance. Only context cells i ≤ j count as s
 * `decode_tagging` (NER / ABSA): every context span with Z_ij > threshold (nested allowed),
   merged across windows by character offsets (duplicates keep the max logit) →
   `{sentence_index: [[char_start, char_end, label, score], …]}`.
-* `decode_eqa`: the best span (start ≤ end, ≤ max_answer_tokens) over all windows →
-  `{question_id: answer_text}`.
+* `decode_eqa`: the best span (start ≤ end; no length cap unless `max_answer_tokens`, as PMR
+  QA/mQA/utils.py generate_span) over all windows → `{question_id: answer_text}`.
 * `decode_pair`: argmax over the label instances of max-over-windows Z_00 → `{pair_index: label}`.
-* `explain_pair`: the best span inside each sentence of the predicted label's context
-  (mPMR Table 3 rationales).
+* Rationales (mPMR Table 3), one span per sentence of a pair: `explain_runs` reads the paper's two
+  runs of the predicted label's query over "Sen-1 SEP Sen-2" and "Sen-2 SEP Sen-1"
+  (`mrc_form.explain_instances`), the best span inside the sentence that comes first in each run;
+  `explain_pair` reads the reference's `--allow_tok` way (PMR NLI/mNLI/utils.py
+  get_preds_ans_with_tok): from the classification run of the predicted label, the best span
+  inside each sentence.
 
 Character spans are trimmed of surrounding whitespace (SentencePiece "▁" tokens). Never imports
 torch or DeepSpeed (torch tensors are read through `.detach().cpu()`).
@@ -27,9 +31,6 @@ import numpy as np
 
 from finetune.metrics import flatten_spans
 from finetune.mrc_form import MRCFeature, MRCInstance
-
-DEFAULT_MAX_ANSWER_TOKENS = 30
-
 
 @dataclass(frozen=True)
 class Rationale:
@@ -121,9 +122,10 @@ def decode_tagging(instances: Sequence[MRCInstance], features: Sequence[MRCFeatu
 
 
 def decode_eqa(instances: Sequence[MRCInstance], features: Sequence[MRCFeature], logits: Sequence,
-               *, max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS) -> dict[str, str]:
+               *, max_answer_tokens: int | None = None) -> dict[str, str]:
     """`{question_id: answer_text}`: the highest-logit context span over all windows
-    (start ≤ end, at most `max_answer_tokens` tokens); "" if an instance has no context token."""
+    (start ≤ end; at most `max_answer_tokens` tokens if given); "" if an instance has no context
+    token."""
     _instances_by_id(instances)
     best: dict[str, tuple[float, int, int]] = {}
     for feature, matrix in _pairs(features, logits):
@@ -168,36 +170,49 @@ def decode_pair(instances: Sequence[MRCInstance], features: Sequence[MRCFeature]
 
 def explain_pair(instances: Sequence[MRCInstance], features: Sequence[MRCFeature],
                  logits: Sequence, *, labels: dict[str, str] | None = None,
-                 max_span_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
-                 ) -> dict[str, list[Rationale]]:
-    """`{pair_index: [rationale in sentence1, rationale in sentence2]}` read from the logits of
-    the predicted label's instance (or of `labels[pair_index]`, e.g. the gold label). A sentence
-    with no token in any window gets no rationale."""
+                 max_span_tokens: int | None = None) -> dict[str, list[Rationale]]:
+    """The reference's reading: `{pair_index: [rationale in sentence1, in sentence2]}` from the
+    logits of the predicted label's instance (or of `labels[pair_index]`), the best span inside
+    each sentence (`segments`; the "Hypothesis:"/"Premise:" markers are outside both)."""
     chosen = labels if labels is not None else decode_pair(instances, features, logits)
+    return _segment_rationales(
+        instances, features, logits, max_span_tokens,
+        lambda inst: list(enumerate(inst.segments)) if chosen.get(inst.source_id) == inst.label
+        else [])
+
+
+def explain_runs(instances: Sequence[MRCInstance], features: Sequence[MRCFeature],
+                 logits: Sequence, *, max_span_tokens: int | None = None
+                 ) -> dict[str, list[Rationale]]:
+    """The paper's reading over `mrc_form.explain_instances`: run k (id "…:explain:k") gives the
+    rationale of sentence k, its best span inside the sentence that comes first in that run."""
+    return _segment_rationales(
+        instances, features, logits, max_span_tokens,
+        lambda inst: [(int(inst.id.rsplit(":", 1)[1]), inst.segments[0])])
+
+
+def _segment_rationales(instances, features, logits, max_span_tokens,
+                        wanted) -> dict[str, list[Rationale]]:
+    """Best span (max over windows) inside each character segment `wanted(inst)` names, as
+    `[(sentence k, (start, end)), …]`; rationales sorted by k, offsets into sentence k."""
     by_id = _instances_by_id(instances)
-    best: dict[tuple[str, int], tuple[float, int, int]] = {}
+    best: dict[tuple[str, int], tuple[float, int, int, MRCInstance, int]] = {}
     for feature, matrix in _pairs(features, logits):
         inst = by_id[feature.example_id]
-        if chosen.get(inst.source_id) != inst.label:
-            continue
-        for k, segment in enumerate(inst.segments):
+        for k, segment in wanted(inst):
             spans = context_spans(feature, matrix, max_span_tokens=max_span_tokens,
                                   char_range=segment, limit=1)
             key = (inst.source_id, k)
             if spans and (key not in best or spans[0][2] > best[key][0]):
-                best[key] = (spans[0][2], spans[0][0], spans[0][1])
+                best[key] = (spans[0][2], spans[0][0], spans[0][1], inst, segment[0])
     out: dict[str, list[Rationale]] = {}
     for inst in instances:
-        if chosen.get(inst.source_id) != inst.label or inst.source_id in out:
-            continue
-        rationales = []
-        for k, (seg_start, _) in enumerate(inst.segments):
-            if (inst.source_id, k) in best:
-                score, start, end = best[(inst.source_id, k)]
-                start, end = _trim(inst.context, start, end)
-                rationales.append(Rationale(k, start - seg_start, end - seg_start,
-                                            inst.context[start:end], score))
-        out[inst.source_id] = rationales
+        if wanted(inst):
+            out.setdefault(inst.source_id, [])
+    for (source_id, k), (score, start, end, inst, seg_start) in sorted(best.items()):
+        start, end = _trim(inst.context, start, end)
+        out[source_id].append(Rationale(k, start - seg_start, end - seg_start,
+                                        inst.context[start:end], score))
     return out
 
 

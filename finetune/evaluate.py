@@ -1,6 +1,6 @@
 """Score a prediction file against a gold task file; prints one JSON line.
 
-    python -m finetune.evaluate --task eqa  --gold xquad.en.json --pred pred.json [--lang xx]
+    python -m finetune.evaluate --task eqa  --gold xquad.en.json --pred pred.json [--lang xx|squad]
     python -m finetune.evaluate --task ner  --gold dev-en.tsv    --pred pred.json [--scheme iob1]
     python -m finetune.evaluate --task absa --gold gold-es-dev.txt --pred pred.json
     python -m finetune.evaluate --task pair --gold test-zh.tsv   --pred pred.json
@@ -11,6 +11,10 @@ Prediction files (JSON objects; keys are strings):
   absa  the same, labels POS / NEG / NEU                      of the gold file; chars of the
                                                               sentence's tokens joined by spaces
   pair  {pair_index: label}                                   labels as in the gold file
+
+EQA answers are normalised as SQuAD v1.1's script does, or as MLQA's for `--lang xx` and for gold
+files with MLQA's names (`test-context-xx-question-yy.json`: language xx); `--lang squad` forces
+SQuAD's.
 
 Output: eqa `{"exact_match", "f1"}`; ner / absa `{"precision", "recall", "f1"}`; pair
 `{"accuracy"}` — all × 100 — plus `"unknown_ids"` (prediction ids with no gold record; also warned
@@ -26,19 +30,31 @@ import sys
 from pathlib import Path
 
 from finetune import metrics
-from finetune.tasks import NER_SCHEMES, TaskFormatError, read_absa, read_ner, read_pair, read_squad
+from finetune.tasks import (
+    NER_SCHEMES,
+    TaskFormatError,
+    mlqa_context_lang,
+    read_absa,
+    read_ner,
+    read_pair,
+    read_squad,
+)
 
 TASKS = ("eqa", "ner", "absa", "pair")
 
 
 def evaluate(task: str, gold_path: str | Path, pred_path: str | Path, *, lang: str | None = None,
              scheme: str = "auto", xabsa_smoothing: bool = False) -> dict:
-    """Scores of the predictions in `pred_path` against the gold file (formats above)."""
+    """Scores of the predictions in `pred_path` against the gold file (formats above). eqa:
+    `lang` None = MLQA's normalisation for MLQA-named gold files, else SQuAD's; "squad"; or an
+    MLQA language."""
     if lang is not None and task != "eqa":
         raise ValueError("--lang applies to --task eqa only")
     predictions = read_predictions(pred_path)
     if task == "eqa":
-        return metrics.eqa_scores(read_squad(gold_path), predictions, lang)
+        mlqa_lang = mlqa_context_lang(gold_path) if lang is None else lang
+        return metrics.eqa_scores(read_squad(gold_path), predictions,
+                                  None if mlqa_lang == "squad" else mlqa_lang)
     if task == "ner":
         return metrics.ner_scores(read_ner(gold_path, scheme), predictions)
     if task == "absa":
@@ -70,12 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gold", required=True, help="gold task file")
     parser.add_argument("--pred", required=True, help="prediction JSON")
     parser.add_argument("--lang", help="eqa only: MLQA normalisation for this language "
-                        f"({', '.join(metrics.MLQA_LANGS)}); default SQuAD v1.1")
+                        f"({', '.join(metrics.MLQA_LANGS)}) or squad; default: MLQA's for "
+                        "MLQA-named gold files (test-context-xx-question-yy.json), else SQuAD v1.1")
     parser.add_argument("--scheme", default="auto", choices=NER_SCHEMES,
                         help="ner only: tag scheme of the gold file (iob2 = strict check)")
     parser.add_argument("--xabsa-smoothing", action="store_true",
                         help="absa only: XABSA's 1e-4 terms in the P/R/F1 denominators")
     args = parser.parse_args(argv)
+    detected = mlqa_context_lang(args.gold) if args.task == "eqa" else None
+    if args.lang is None and detected:
+        print(f"note: {args.gold} is an MLQA file: MLQA normalisation for {detected!r} "
+              "(--lang squad for SQuAD's)", file=sys.stderr)
     try:
         scores = evaluate(args.task, args.gold, args.pred, lang=args.lang, scheme=args.scheme,
                           xabsa_smoothing=args.xabsa_smoothing)

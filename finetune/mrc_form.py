@@ -1,22 +1,23 @@
 """Task records → MRC instances (query, context, gold char spans) → encoded, windowed features.
 
-The MRC formulation follows the mPMR / PMR papers and code:
+The MRC formulation is the mPMR reference code's (github.com/DAMO-NLP-SG/PMR; query texts and
+templates in `finetune.queries`):
 
 * EQA: query = the question, context = the passage, answers = the gold answer spans.
-* NER / ABSA: one instance per label and sentence; query = "label name. description"
-  (`NER_QUERIES`, `CONLL_QUERIES` (+ MISC), `ABSA_QUERIES`), context = the sentence, answers = the
-  spans of that label. Nested / overlapping spans are allowed.
-* Sentence-pair classification (PAWS-X, XNLI): one instance per label; query = "label name.
-  description", context = sentence1 + " " + sentence2 (as PMR's MNLI/GLUE code puts both sentences
-  in the context, without its English "hypothesis:/premise:" markers), no answer spans; the
-  [CLS]-[CLS] cell Z_00 says whether the label holds. Keeping both sentences in the context is what
-  lets `decode.explain_pair` extract a rationale span from each of them (mPMR Table 3).
+* NER / ABSA: one instance per label and sentence; query = `"LABEL". description`, context = the
+  sentence, answers = the spans of that label. Nested / overlapping spans are allowed.
+* Sentence-pair classification (PAWS-X, XNLI): one instance per label; query = the label's text,
+  context = "Hypothesis: " + sentence1 + " Premise: " + sentence2 (PMR NLI/mNLI/data.py), no
+  answer spans; the [CLS]-[CLS] cell Z_00 says whether the label holds. `segments` locate the two
+  sentences in that context. `explain_instances` builds the rationale runs of `--explain`.
 
 Encoding (`encode`) uses any Hugging Face *fast* XLM-R tokenizer and lays out
-`<s> query </s></s> context-window </s>`: the query is cut to `max_query_tokens`, a long context is
-split into windows of at most `max_seq_len` tokens in total that overlap by `doc_stride` context
-tokens (the `stride` of HF tokenizers / run_qa.py). Each feature keeps the character offsets of
-its context tokens, so any token span decodes back to text. Gold spans that do not fit whole in a
+`<s> query </s></s> context-window </s>`: the query is cut to `max_query_tokens`; a context
+longer than the `max_seq_len` budget is either cut there (`doc_stride=None`, what the reference
+does for sentence-level tasks) or split into windows whose starts are `doc_stride` context tokens
+apart (the *step*, as PMR QA/mQA/data.py and HF's legacy SQuAD processor mean it; consecutive
+windows overlap by budget − doc_stride tokens). Each feature keeps the character offsets of its
+context tokens, so any token span decodes back to text. Gold spans that do not fit whole in a
 window are dropped for that window (never clipped).
 
 Position conventions match `data_prep.format.MRCExample`: `context_end` is exclusive (the index of
@@ -31,43 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finetune.queries import HYPOTHESIS_PREFIX, PAIR_QUERIES, PREMISE_PREFIX
 from finetune.tasks import PAIR_LABELS, PairExample, QAExample, TaggedSentence
 
-# "label name. description" — written for this project, in English (the paper trains on English
-# and uses the same English queries for every target language).
-NER_QUERIES: dict[str, str] = {
-    "PER": "person. Names of people, including fictional characters and families.",
-    "LOC": "location. Names of geographical or political places such as countries, cities, "
-           "regions, mountains, rivers and seas.",
-    "ORG": "organization. Names of companies, institutions, agencies, teams, parties and other "
-           "organized groups.",
-}
-CONLL_QUERIES: dict[str, str] = {
-    **NER_QUERIES,
-    "MISC": "miscellaneous. Names of other entities such as events, nationalities, languages, "
-            "products and works of art.",
-}
-ABSA_QUERIES: dict[str, str] = {
-    "POS": "positive. Aspect terms that the reviewer expresses a positive sentiment towards.",
-    "NEG": "negative. Aspect terms that the reviewer expresses a negative sentiment towards.",
-    "NEU": "neutral. Aspect terms that the reviewer expresses a neutral sentiment towards.",
-}
-PAIR_QUERIES: dict[str, dict[str, str]] = {
-    "pawsx": {
-        "0": "not paraphrase. The two sentences have different meanings.",
-        "1": "paraphrase. The two sentences have the same meaning.",
-    },
-    "xnli": {
-        "entailment": "entailment. The second sentence must be true if the first one is true.",
-        "neutral": "neutral. The second sentence may or may not be true if the first one is true.",
-        "contradiction": "contradiction. The second sentence must be false if the first one is "
-                         "true.",
-    },
-}
 assert all(set(PAIR_QUERIES[t]) == set(PAIR_LABELS[t]) for t in PAIR_LABELS)
 
 DEFAULT_MAX_SEQ_LEN = 384
-DEFAULT_DOC_STRIDE = 128
+DEFAULT_DOC_STRIDE = 128  # PMR QA/mQA/train-QA.py --doc_stride default (a step)
 DEFAULT_MAX_QUERY_TOKENS = 64
 SPECIAL_TOKENS = 4  # <s> … </s></s> … </s>
 
@@ -129,7 +100,7 @@ def tagging_instances(sentences: list[TaggedSentence],
         if unknown:
             raise ValueError(f"sentence {sentence.index} (line {sentence.line_no}) has labels "
                              f"{sorted(unknown)} that have no query; known: {sorted(known)} "
-                             "(CoNLL data needs CONLL_QUERIES)")
+                             "(CoNLL data needs the CoNLL queries, with MISC)")
         for label, query in queries.items():
             answers = tuple(sorted({(s.start, s.end) for s in sentence.spans if s.label == label}))
             out.append(MRCInstance(f"{sentence.index}:{label}", str(sentence.index), label, query,
@@ -139,37 +110,65 @@ def tagging_instances(sentences: list[TaggedSentence],
 
 
 def pair_instances(pairs: list[PairExample], task: str) -> list[MRCInstance]:
-    """PAWS-X / XNLI: one instance per (pair, label); context = sentence1 + " " + sentence2."""
+    """PAWS-X / XNLI: one instance per (pair, label) in the reference's label order; context =
+    "Hypothesis: " + sentence1 + " Premise: " + sentence2 (PMR NLI/mNLI/data.py)."""
     if task not in PAIR_QUERIES:
         raise ValueError(f"task must be one of {sorted(PAIR_QUERIES)}, got {task!r}")
     out = []
     for pair in pairs:
-        context = f"{pair.sentence1} {pair.sentence2}"
-        second = len(pair.sentence1) + 1
-        segments = ((0, len(pair.sentence1)), (second, len(context)))
+        first = len(HYPOTHESIS_PREFIX)
+        second = first + len(pair.sentence1) + len(PREMISE_PREFIX)
+        context = f"{HYPOTHESIS_PREFIX}{pair.sentence1}{PREMISE_PREFIX}{pair.sentence2}"
+        segments = ((first, first + len(pair.sentence1)), (second, len(context)))
         for label, query in PAIR_QUERIES[task].items():
             out.append(MRCInstance(f"{pair.index}:{label}", str(pair.index), label, query, context,
                                    (), label == pair.label, segments))
     return out
 
 
+def explain_instances(instances: list[MRCInstance], labels: dict[str, str],
+                      sep_token: str) -> list[MRCInstance]:
+    """The rationale runs of `--explain paper` for the pair instances of `labels[source_id]`
+    (the predicted label): its query over "Sen-1 SEP Sen-2" and over "Sen-2 SEP Sen-1", where
+    SEP is the tokenizer's `sep_token` as text (fast tokenizers map it to the sep id). Ids are
+    f"{source_id}:explain:{k}"; run k's first segment is sentence k."""
+    out = []
+    for inst in instances:
+        if labels.get(inst.source_id) != inst.label:
+            continue
+        sentences = [inst.context[start:end] for start, end in inst.segments]
+        for k in (0, 1):
+            first, second = sentences[k], sentences[1 - k]
+            joint = f" {sep_token} "
+            context = f"{first}{joint}{second}"
+            segments = ((0, len(first)), (len(first) + len(joint), len(context)))
+            out.append(MRCInstance(f"{inst.source_id}:explain:{k}", inst.source_id, inst.label,
+                                   inst.query, context, (), True, segments))
+    return out
+
+
 # ---------------------------------------------------------------------------- encoding
 
 def encode(instances: list[MRCInstance], tokenizer, *, max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-           doc_stride: int = DEFAULT_DOC_STRIDE, max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
+           doc_stride: int | None = DEFAULT_DOC_STRIDE,
+           max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
            stats: Counter | None = None) -> list[MRCFeature]:
     """Instances → features, one per context window, in instance order.
 
+    `doc_stride`: tokens between the starts of consecutive windows (1 ≤ doc_stride ≤ the
+    window's context budget), or None to keep only the first window (truncation).
     `stats` (optional) counts `features`, `windows_split` (instances with > 1 window),
+    `contexts_truncated` / `answers_truncated` (doc_stride None: contexts cut, gold spans lost),
     `answers_unmappable` (a gold span covering no token) and `answers_inexact` (a gold span whose
     token span covers more characters than the answer, e.g. an answer inside a subword).
     """
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("encode needs a Hugging Face *fast* tokenizer (offset mappings); got "
                         f"{type(tokenizer).__name__}")
-    if max_query_tokens < 1 or doc_stride < 0 or max_seq_len < SPECIAL_TOKENS + 2:
-        raise ValueError(f"need max_query_tokens >= 1, doc_stride >= 0 and max_seq_len >= "
-                         f"{SPECIAL_TOKENS + 2}; got {max_query_tokens}, {doc_stride}, "
+    if max_query_tokens < 1 or (doc_stride is not None and doc_stride < 1) \
+            or max_seq_len < SPECIAL_TOKENS + 2:
+        raise ValueError(f"need max_query_tokens >= 1, doc_stride >= 1 (or None) and max_seq_len "
+                         f">= {SPECIAL_TOKENS + 2}; got {max_query_tokens}, {doc_stride}, "
                          f"{max_seq_len}")
     stats = stats if stats is not None else Counter()
     queries = _tokenize_unique([i.query for i in instances], tokenizer, offsets=False)
@@ -180,14 +179,17 @@ def encode(instances: list[MRCInstance], tokenizer, *, max_seq_len: int = DEFAUL
         q_ids = queries[inst.query][0][:max_query_tokens]
         c_ids, c_offsets = contexts[inst.context]
         budget = max_seq_len - len(q_ids) - SPECIAL_TOKENS
-        if doc_stride >= budget:
-            raise ValueError(f"doc_stride {doc_stride} must be smaller than the context window "
+        if budget < 1 or (doc_stride is not None and doc_stride > budget):
+            raise ValueError(f"doc_stride {doc_stride} must be at most the context window "
                              f"({budget} tokens with max_seq_len {max_seq_len} and a "
                              f"{len(q_ids)}-token query)")
         gold = _token_spans(inst, c_offsets, stats)
         context_start = len(q_ids) + 3
         windows = _windows(len(c_ids), budget, doc_stride)
         stats["windows_split"] += len(windows) > 1
+        if windows[-1][1] < len(c_ids):
+            stats["contexts_truncated"] += 1
+            stats["answers_truncated"] += sum(e >= windows[-1][1] for _, e in gold)
         for w, (first, stop) in enumerate(windows):
             input_ids = np.array([cls, *q_ids, sep, sep, *c_ids[first:stop], sep], dtype=np.int32)
             offsets = np.full((len(input_ids), 2), -1, dtype=np.int32)
@@ -219,16 +221,17 @@ def _tokenize_unique(texts: list[str], tokenizer, offsets: bool) -> dict[str, tu
     return out
 
 
-def _windows(n_tokens: int, budget: int, stride: int) -> list[tuple[int, int]]:
-    """[first, stop) context-token windows of ≤ budget tokens, consecutive ones overlapping by
-    `stride` tokens; the last one ends at the end of the context. One (empty) window if n = 0."""
+def _windows(n_tokens: int, budget: int, stride: int | None) -> list[tuple[int, int]]:
+    """[first, stop) context-token windows of ≤ budget tokens starting at 0, stride, 2·stride, …
+    until one reaches the end of the context (PMR QA/mQA/data.py); stride None: the first window
+    only. One (empty) window if n = 0."""
     windows, first = [], 0
     while True:
         stop = min(first + budget, n_tokens)
         windows.append((first, stop))
-        if stop >= n_tokens:
+        if stop >= n_tokens or stride is None:
             return windows
-        first += budget - stride
+        first += stride
 
 
 def _token_spans(inst: MRCInstance, offsets: np.ndarray, stats: Counter) -> list[tuple[int, int]]:

@@ -4,23 +4,25 @@ evaluate it zero-shot on every given language.
     python -m finetune.run --task ner --model HF_DIR --train panx/train-en.tsv \\
         --eval en=panx/test-en.tsv --eval de=panx/test-de.tsv --eval zh=panx/test-zh.tsv --out DIR
 
-Tasks: `eqa` (SQuAD-format JSON: XQuAD, MLQA, TyDiQA-GoldP), `ner` (WikiAnn / CoNLL), `absa`
-(SemEval-16 in XABSA format), `pair` (PAWS-X or XNLI TSV; which one is read from the labels).
-`--model` is a folder from `python -m pretrain.convert_to_hf` or a plain XLM-R folder (e.g. an
-official xlm-roberta-base download: the encoder loads, the extractor starts random — the
-XLM-R baseline of the paper).
+Tasks: `eqa` (SQuAD-format JSON: SQuAD → XQuAD / MLQA, TyDiQA-GoldP), `ner` (WikiAnn / CoNLL),
+`absa` (SemEval-16 in XABSA format), `pair` (PAWS-X or XNLI TSV; which one is read from the
+labels). `--model` is a folder from `python -m pretrain.convert_to_hf` or a plain XLM-R folder
+(e.g. an official xlm-roberta-large download: the encoder loads, the extractor starts random —
+the XLM-R baseline of the paper).
 
-Outputs in DIR: `predictions/{lang}.json` (the formats `python -m finetune.evaluate` reads, so
-`python -m finetune.evaluate --task T --gold FILE --pred DIR/predictions/{lang}.json` prints the
-same scores), `rationales/{lang}.json` (pair tasks with --explain), `results.json` (scores per
+The method is the mPMR reference code's (github.com/DAMO-NLP-SG/PMR, commit e2ca84b): query texts
+from `finetune.queries` (NER / ABSA queries in the --eval language where the reference translated
+them), the loss over the reference's cells (`train_loop.span_loss`), EQA windows every
+`--doc-stride` tokens and no answer-length cap, sentence-level inputs cut at --max-seq-len.
+Defaults per dataset (`TASK_DEFAULTS`) are the reference's mPMR-large scripts (*-large.sh);
+`--batch-size` is the whole batch of one optimizer step, i.e. their per-GPU batch × the 4 GPUs
+they ran (ABSA: 1 GPU).
+
+Outputs in DIR: `predictions/{name}.json` (the formats `python -m finetune.evaluate` reads, so
+`python -m finetune.evaluate --task T --gold FILE --pred DIR/predictions/{name}.json` prints the
+same scores), `rationales/{name}.json` (pair tasks with --explain), `results.json` (scores per
 language, their average, the settings), `train_log.jsonl`, and `model/` (the fine-tuned model +
 tokenizer, loadable like the input folder). Exit status 2 on unreadable input, naming file:line.
-
-Defaults per task (`TASK_DEFAULTS`) are the values of the original mPMR-base fine-tuning scripts
-(github.com/DAMO-NLP-SG/PMR, commit e2ca84b: QA/xquad_mlqa.sh, NER/wikiann.sh, ABSA/rest.sh,
-NLI/pawsx.sh, NLI/xnli.sh and the argparse defaults of their train-*.py). We could not read the
-paper's Table 5 itself to cross-check. Those scripts run 4 GPUs with a per-GPU batch (ABSA: one
-GPU); `--batch-size` here is the whole batch per optimizer step, so it is 4 × their per-GPU value.
 Never imports DeepSpeed.
 """
 
@@ -31,35 +33,56 @@ import json
 import re
 import sys
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 TASKS = ("eqa", "ner", "absa", "pair")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMMON_DEFAULTS = {"warmup_ratio": 0.06, "weight_decay": 0.0, "seed": 42}  # train-*.py defaults
+EXPLAIN_MODES = ("paper", "reference")
+REFERENCE_GPUS = 4  # CUDA_VISIBLE_DEVICES=0,1,2,3 in every *-large.sh but ABSA/rest-large.sh
+# PMR {QA/mQA,NER/mNER,ABSA/mABSA,NLI/mNLI}/train-*.py argparse: --warmup_rate 0.06,
+# --weight_decay 0.0, --seed 42, --drop 0.1 (also --adam_epsilon 1e-8, --max_grad_norm 1.0 and
+# --projection_intermediate_hidden_size 1024: the TrainOptions / load_model defaults).
+COMMON_DEFAULTS = {"warmup_ratio": 0.06, "weight_decay": 0.0, "seed": 42, "dropout": 0.1}
 TASK_DEFAULTS: dict[str, dict] = {
-    # QA/xquad_mlqa.sh (SQuAD v1.1 → XQuAD, MLQA): 16 per GPU × 4 GPUs. TyDiQA-GoldP
-    # (QA/tydiqa.sh) differs only in --lr 2e-5 --epochs 10.
-    "eqa": {"lr": 3e-5, "epochs": 3.0, "batch_size": 64, "max_seq_len": 384,
-            "max_query_tokens": 64, "doc_stride": 128},
-    # NER/wikiann.sh (CoNLL: NER/conll.sh, the same values): 32 per GPU × 4 GPUs.
-    "ner": {"lr": 1e-5, "epochs": 10.0, "batch_size": 128, "max_seq_len": 192,
-            "max_query_tokens": 32, "doc_stride": 64},
-    # ABSA/rest.sh: 32 on one GPU.
+    # PMR QA/xquad_mlqa-large.sh (train SQuAD v1.1, test XQuAD / MLQA): --learning_rate 3e-5
+    # --num_train_epochs 3 --per_gpu_train_batch_size=8 (× 4 GPUs) --max_seq_length 384
+    # --max_query_length 64; --doc_stride 128: QA/mQA/train-QA.py default.
+    "squad": {"lr": 3e-5, "epochs": 3.0, "batch_size": 8 * REFERENCE_GPUS, "max_seq_len": 384,
+              "max_query_tokens": 64, "doc_stride": 128},
+    # PMR QA/tydiqa-large.sh: 2e-5, 10 epochs, 8 per GPU × 4, 384 / 64; doc_stride as above.
+    "tydiqa": {"lr": 2e-5, "epochs": 10.0, "batch_size": 8 * REFERENCE_GPUS, "max_seq_len": 384,
+               "max_query_tokens": 64, "doc_stride": 128},
+    # PMR NER/wikiann-large.sh: 1e-5, 10 epochs, 16 per GPU × 4, 192 / 32. Sentence inputs are
+    # truncated (NER/mNER/data.py): doc_stride None.
+    "wikiann": {"lr": 1e-5, "epochs": 10.0, "batch_size": 16 * REFERENCE_GPUS, "max_seq_len": 192,
+                "max_query_tokens": 32, "doc_stride": None},
+    # PMR NER/conll-large.sh: the same values.
+    "conll": {"lr": 1e-5, "epochs": 10.0, "batch_size": 16 * REFERENCE_GPUS, "max_seq_len": 192,
+              "max_query_tokens": 32, "doc_stride": None},
+    # PMR ABSA/rest-large.sh: 2e-5, 20 epochs, 32 on one GPU (CUDA_VISIBLE_DEVICES=0), 192 / 32
+    # (the script repeats the run for seeds 42 0 1 2 3 4).
     "absa": {"lr": 2e-5, "epochs": 20.0, "batch_size": 32, "max_seq_len": 192,
-             "max_query_tokens": 32, "doc_stride": 64},
-    # NLI/pawsx.sh: 32 per GPU × 4 GPUs.
-    "pawsx": {"lr": 8e-5, "epochs": 20.0, "batch_size": 128, "max_seq_len": 192,
-              "max_query_tokens": 64, "doc_stride": 64},
-    # NLI/xnli.sh: 16 per GPU × 4 GPUs.
-    "xnli": {"lr": 3e-5, "epochs": 3.0, "batch_size": 64, "max_seq_len": 192,
-             "max_query_tokens": 64, "doc_stride": 64},
+             "max_query_tokens": 32, "doc_stride": None},
+    # PMR NLI/pawsx-large.sh: 5e-5, 10 epochs, 16 per GPU × 4, 192 / 64.
+    "pawsx": {"lr": 5e-5, "epochs": 10.0, "batch_size": 16 * REFERENCE_GPUS, "max_seq_len": 192,
+              "max_query_tokens": 64, "doc_stride": None},
+    # PMR NLI/xnli-large.sh: 3e-5, 3 epochs, 32 per GPU × 4, 192 / 64.
+    "xnli": {"lr": 3e-5, "epochs": 3.0, "batch_size": 32 * REFERENCE_GPUS, "max_seq_len": 192,
+             "max_query_tokens": 64, "doc_stride": None},
 }
-# The original scripts truncate sentence-level inputs; we window them instead, overlapping by
-# doc_stride = 64 (only sentences longer than max_seq_len are affected).
 METRIC_COLUMNS = {"eqa": ("exact_match", "f1"), "ner": ("precision", "recall", "f1"),
                   "absa": ("precision", "recall", "f1"), "pair": ("accuracy",)}
 EVAL_CHUNK_FEATURES = 512  # features whose [n, n] logits are held in memory at once
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One `--eval [mlqa:]LANG=FILE`: `name` keys the outputs; `mlqa_lang` is set for `mlqa:`."""
+
+    name: str
+    path: str
+    mlqa_lang: str | None = None
 
 
 # ---------------------------------------------------------------------------- task plumbing
@@ -79,20 +102,33 @@ def read_records(task: str, path: str | Path, pair_task: str = "auto") -> list:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
-def task_queries(task: str, train_records: list) -> dict[str, str] | str | None:
-    """Label queries for tagging tasks, the pair sub-task ("pawsx"/"xnli"), None for EQA."""
-    from finetune import mrc_form
+def task_kind(task: str, train_records: list, train_path: str | Path = "") -> str:
+    """The dataset family that picks defaults and queries: "squad" / "tydiqa" (a training file
+    named *tydiqa*), "wikiann" / "conll" (CoNLL when MISC occurs), "absa", "pawsx" / "xnli"."""
     from finetune.tasks import pair_task_of
 
+    if task == "eqa":
+        return "tydiqa" if "tydiqa" in Path(train_path).name.lower() else "squad"
     if task == "ner":
         labels = {span.label for s in train_records for span in s.spans}
-        return mrc_form.NER_QUERIES if labels <= set(mrc_form.NER_QUERIES) else \
-            mrc_form.CONLL_QUERIES
+        return "wikiann" if labels <= {"ORG", "PER", "LOC"} else "conll"
     if task == "absa":
-        return mrc_form.ABSA_QUERIES
+        return "absa"
     if task == "pair":
         return pair_task_of(train_records)
-    return None
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def task_queries(kind: str, lang: str = "en") -> tuple[dict[str, str] | str | None, str | None]:
+    """(queries, their language): label queries of tagging kinds in `lang` where the reference
+    translated them (else English), the pair sub-task name for pair kinds, (None, None) for EQA."""
+    from finetune.queries import PAIR_KINDS, TAGGING_KINDS, tagging_queries
+
+    if kind in TAGGING_KINDS:
+        return tagging_queries(kind, lang)
+    if kind in PAIR_KINDS:
+        return kind, "en"
+    return None, None
 
 
 def make_instances(task: str, records: list, queries) -> list:
@@ -105,12 +141,13 @@ def make_instances(task: str, records: list, queries) -> list:
     return mrc_form.pair_instances(records, queries)
 
 
-def decode(task: str, instances: list, features: list, logits: list) -> dict:
+def decode(task: str, instances: list, features: list, logits: list,
+           max_answer_tokens: int | None = None) -> dict:
     """Predictions in `finetune.evaluate`'s format for these instances."""
     from finetune import decode as dec
 
     if task == "eqa":
-        return dec.decode_eqa(instances, features, logits)
+        return dec.decode_eqa(instances, features, logits, max_answer_tokens=max_answer_tokens)
     if task in ("ner", "absa"):
         return dec.decode_tagging(instances, features, logits)
     return dec.decode_pair(instances, features, logits)
@@ -129,14 +166,30 @@ def score(task: str, gold: list, predictions: dict, mlqa_lang: str | None = None
     return metrics.pair_accuracy(gold, predictions)
 
 
+def eqa_normalisation(spec: EvalSet, eqa_norm: str) -> str | None:
+    """MLQA language whose normalisation scores `spec` (None: SQuAD v1.1). "auto": MLQA's for
+    `mlqa:` sets and files with MLQA's names (their context language), SQuAD's otherwise;
+    "mlqa": MLQA's of the detected language, else of the --eval name; "squad": SQuAD's."""
+    from finetune.tasks import mlqa_context_lang
+
+    detected = spec.mlqa_lang or mlqa_context_lang(spec.path)
+    if eqa_norm == "squad":
+        if detected:
+            _warn(f"--eval {spec.name}: {spec.path} is an MLQA file, scored with SQuAD's "
+                  "normalisation because of --eqa-norm squad")
+        return None
+    return detected or (spec.name if eqa_norm == "mlqa" else None)
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 def predict(task: str, model, tokenizer, instances: list, settings: dict, *, device, precision,
-            explain: bool = False) -> tuple[dict, dict]:
+            explain: str | None = None, stats: Counter | None = None) -> tuple[dict, dict]:
     """Decode every instance, a chunk of whole records at a time (bounded memory).
-    Returns (predictions, rationales); rationales only for pair tasks with `explain`."""
-    from finetune.decode import explain_pair
-    from finetune.mrc_form import encode
+    Returns (predictions, rationales); rationales only for pair tasks with `explain` ("paper":
+    two extra runs per pair, `decode.explain_runs`; "reference": `decode.explain_pair`)."""
+    from finetune.decode import explain_pair, explain_runs
+    from finetune.mrc_form import encode, explain_instances
     from finetune.train_loop import feature_logits
 
     groups: dict[str, list] = {}
@@ -145,20 +198,27 @@ def predict(task: str, model, tokenizer, instances: list, settings: dict, *, dev
     predictions: dict = {}
     rationales: dict = {}
     chunk: list = []
+    encode_args = {k: settings[k] for k in ("max_seq_len", "doc_stride", "max_query_tokens")}
+
+    def run_model(batch: list) -> tuple[list, list]:
+        features = encode(batch, tokenizer, stats=stats, **encode_args)
+        return features, feature_logits(model, features, pad_id=tokenizer.pad_token_id,
+                                        max_seq_len=settings["max_seq_len"], device=device,
+                                        precision=precision)
 
     def flush() -> None:
-        features = encode(chunk, tokenizer, max_seq_len=settings["max_seq_len"],
-                          doc_stride=settings["doc_stride"],
-                          max_query_tokens=settings["max_query_tokens"])
-        logits = feature_logits(model, features, pad_id=tokenizer.pad_token_id,
-                                max_seq_len=settings["max_seq_len"], device=device,
-                                precision=precision)
-        found = decode(task, chunk, features, logits)
+        features, logits = run_model(chunk)
+        found = decode(task, chunk, features, logits, settings.get("max_answer_tokens"))
         predictions.update(found)
+        if explain == "reference":
+            spans = explain_pair(chunk, features, logits, labels=found)
+        elif explain == "paper":
+            runs = explain_instances(chunk, found, tokenizer.sep_token)
+            spans = explain_runs(runs, *run_model(runs))
         if explain:
-            for source_id, spans in explain_pair(chunk, features, logits, labels=found).items():
+            for source_id, found_spans in spans.items():
                 rationales[source_id] = {"label": found.get(source_id),
-                                         "rationales": [asdict(r) for r in spans]}
+                                         "rationales": [asdict(r) for r in found_spans]}
         chunk.clear()
 
     # instances per record ≈ labels; a chunk holds about EVAL_CHUNK_FEATURES windows
@@ -179,18 +239,29 @@ def average(scores: dict[str, dict], columns: tuple[str, ...]) -> dict[str, floa
 def format_table(task: str, scores: dict[str, dict], avg: dict[str, float],
                  train_lang: str | None) -> str:
     columns = METRIC_COLUMNS[task]
-    lines = ["lang " + "".join(f"{c:>13}" for c in columns)]
+    width = max([5, *(len(name) + 1 for name in scores)])
+    lines = ["lang".ljust(width) + "".join(f"{c:>13}" for c in columns)]
     for lang, values in scores.items():
         mark = "*" if lang == train_lang else " "
-        lines.append(f"{lang + mark:<5}" + "".join(f"{values[c]:>13.2f}" for c in columns))
+        lines.append(f"{lang + mark:<{width}}" + "".join(f"{values[c]:>13.2f}" for c in columns))
     if avg:
-        lines.append(f"{'avg':<5}" + "".join(f"{avg[c]:>13.2f}" for c in columns))
+        lines.append(f"{'avg':<{width}}" + "".join(f"{avg[c]:>13.2f}" for c in columns))
     if train_lang in scores:
         lines.append(f"* {train_lang} is the training language (not zero-shot)")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- the run
+
+def resolve_settings(args: argparse.Namespace, kind: str) -> dict:
+    """TASK_DEFAULTS of `kind` + COMMON_DEFAULTS, overridden by the options given."""
+    settings = {**COMMON_DEFAULTS, **TASK_DEFAULTS[kind]}
+    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    if settings["doc_stride"] == "none":
+        settings["doc_stride"] = None
+    settings["max_answer_tokens"] = args.max_answer_tokens
+    return settings
+
 
 def run(args: argparse.Namespace) -> dict:
     """Train, save, evaluate; returns the results.json content."""
@@ -199,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
     from data_prep.tokenizer import load_tokenizer
     from finetune import train_loop
     from finetune.mrc_form import SPECIAL_TOKENS, encode
+    from finetune.queries import TAGGING_KINDS
 
     out = Path(args.out)
     device = train_loop.pick_device(args.device)
@@ -209,41 +281,54 @@ def run(args: argparse.Namespace) -> dict:
         train_records = train_records[:args.max_train_examples]
     if not train_records:
         raise ValueError(f"{args.train}: no training examples")
-    queries = task_queries(args.task, train_records)
-    train_instances = _instances(args.task, train_records, queries, args.train)
-    settings = {**COMMON_DEFAULTS, **TASK_DEFAULTS[queries if args.task == "pair" else args.task]}
-    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    kind = task_kind(args.task, train_records, args.train)
+    settings = resolve_settings(args, kind)
+    query_langs: dict[str, str | None] = {}
 
+    def instances_for(records: list, path, lang: str, name: str) -> list:
+        queries, used = task_queries(kind, lang if args.query_lang == "eval" else "en")
+        query_langs[name] = used
+        if kind in TAGGING_KINDS and used != lang and args.query_lang == "eval":
+            _warn(f"{name}: the reference has no {kind} queries in {lang!r}; using English")
+        try:
+            return make_instances(args.task, records, queries)
+        except ValueError as err:  # e.g. a label that has no query
+            raise ValueError(f"{path}: {err}") from None
+
+    train_instances = instances_for(train_records, args.train, args.train_lang, "train")
     evals = []  # read every eval file before training: a bad one fails fast
-    for lang, path in args.eval:
-        gold = read_records(args.task, path, queries if args.task == "pair" else "auto")
-        evals.append((lang, gold, _instances(args.task, gold, queries, path)))
+    for spec in args.eval:
+        gold = read_records(args.task, spec.path, kind if args.task == "pair" else "auto")
+        lang = spec.mlqa_lang or spec.name
+        evals.append((spec, gold, instances_for(gold, spec.path, lang, spec.name)))
 
     transformers.utils.logging.disable_progress_bar()
     transformers.set_seed(settings["seed"])  # before load_model: a fresh extractor is random
     tokenizer = load_tokenizer(args.model)
-    model = train_loop.load_model(args.model)
+    model = train_loop.load_model(args.model, dropout=settings["dropout"])
     limit = train_loop.max_positions(model)
     if settings["max_seq_len"] > limit:
-        train_loop.warn(f"--max-seq-len {settings['max_seq_len']} exceeds the model's {limit} "
-                        f"positions; using {limit}")
+        _warn(f"--max-seq-len {settings['max_seq_len']} exceeds the model's {limit} positions; "
+              f"using {limit}")
         settings["max_seq_len"] = limit
     window = settings["max_seq_len"] - settings["max_query_tokens"] - SPECIAL_TOKENS
-    if settings["doc_stride"] >= window:
-        train_loop.warn(f"--doc-stride {settings['doc_stride']} does not fit a {window}-token "
-                        f"context window; using {window // 2}")
-        settings["doc_stride"] = window // 2
+    if settings["doc_stride"] is not None and settings["doc_stride"] > window:
+        _warn(f"--doc-stride {settings['doc_stride']} exceeds the {window}-token context window "
+              f"(tokens would be skipped); using {window}")
+        settings["doc_stride"] = window
     encode_args = {k: settings[k] for k in ("max_seq_len", "doc_stride", "max_query_tokens")}
     stats: Counter = Counter()
     features = encode(train_instances, tokenizer, stats=stats, **encode_args)
-    _log(f"train: {len(train_records)} records → {stats['features']} features "
-         f"({stats['windows_split']} split into windows, {stats['answers_unmappable']} gold "
-         f"spans unmappable) on {device} in {precision}")
+    _log(f"train ({kind}): {len(train_records)} records → {stats['features']} features "
+         f"({stats['windows_split']} split into windows, {stats['contexts_truncated']} cut at "
+         f"--max-seq-len losing {stats['answers_truncated']} gold spans, "
+         f"{stats['answers_unmappable']} gold spans unmappable) on {device} in {precision}")
 
     options = train_loop.TrainOptions(
         epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
         grad_accum=args.grad_accum, warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], seed=settings["seed"], log_every=args.log_every)
+        weight_decay=settings["weight_decay"], seed=settings["seed"], log_every=args.log_every,
+        loss_cells="cls" if args.task == "pair" else "context")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train_log.jsonl", "w", encoding="utf-8") as log_file:
         def log(record: dict) -> None:
@@ -259,26 +344,33 @@ def run(args: argparse.Namespace) -> dict:
     tokenizer.save_pretrained(out / "model")
 
     scores: dict[str, dict] = {}
-    for lang, gold, instances in evals:
+    norms: dict[str, str] = {}
+    for spec, gold, instances in evals:
+        eval_stats: Counter = Counter()
         predictions, rationales = predict(args.task, model, tokenizer, instances, settings,
                                           device=device, precision=precision,
-                                          explain=args.explain)
-        _write_json(out / "predictions" / f"{lang}.json", predictions)
+                                          explain=args.explain, stats=eval_stats)
+        _write_json(out / "predictions" / f"{spec.name}.json", predictions)
         if args.explain:
-            _write_json(out / "rationales" / f"{lang}.json", rationales)
-        mlqa_lang = lang if args.eqa_norm == "mlqa" else None
-        scores[lang] = score(args.task, gold, predictions, mlqa_lang)
-        _log(f"eval {lang}: {len(gold)} records, " + ", ".join(
-            f"{c} {scores[lang][c]:.2f}" for c in METRIC_COLUMNS[args.task]))
+            _write_json(out / "rationales" / f"{spec.name}.json", rationales)
+        mlqa_lang = eqa_normalisation(spec, args.eqa_norm) if args.task == "eqa" else None
+        norms[spec.name] = f"mlqa-{mlqa_lang}" if mlqa_lang else "squad"
+        scores[spec.name] = score(args.task, gold, predictions, mlqa_lang)
+        cut = (f", {eval_stats['contexts_truncated']} contexts cut at --max-seq-len"
+               if eval_stats["contexts_truncated"] else "")
+        _log(f"eval {spec.name}: {len(gold)} records{cut}, " + ", ".join(
+            f"{c} {scores[spec.name][c]:.2f}" for c in METRIC_COLUMNS[args.task]))
 
     avg = average(scores, METRIC_COLUMNS[args.task])
     results = {
-        "task": args.task if args.task != "pair" else f"pair/{queries}",
+        "task": f"{args.task}/{kind}",
         "model": str(args.model), "train": str(args.train), "train_lang": args.train_lang,
-        "eqa_norm": args.eqa_norm if args.task == "eqa" else None,
+        "eqa_norm": norms if args.task == "eqa" else None,
+        "query_langs": query_langs if args.task in ("ner", "absa") else None,
         "scores": scores, "average": avg,
         "settings": {**settings, "grad_accum": args.grad_accum, "device": str(device),
-                     "precision": precision, "train_records": len(train_records),
+                     "precision": precision, "explain": args.explain,
+                     "loss_cells": options.loss_cells, "train_records": len(train_records),
                      "train_features": len(features)},
         "train_loss": {"first": history[0]["loss"], "last": history[-1]["loss"],
                        "steps": history[-1]["step"]},
@@ -286,13 +378,6 @@ def run(args: argparse.Namespace) -> dict:
     _write_json(out / "results.json", results)
     print(format_table(args.task, scores, avg, args.train_lang), flush=True)
     return results
-
-
-def _instances(task: str, records: list, queries, path) -> list:
-    try:
-        return make_instances(task, records, queries)
-    except ValueError as err:  # e.g. a label that has no query
-        raise ValueError(f"{path}: {err}") from None
 
 
 def _write_json(path: Path, value) -> None:
@@ -304,14 +389,51 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 # ---------------------------------------------------------------------------- CLI
 
-def _lang_file(value: str) -> tuple[str, str]:
-    lang, sep, path = value.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+", lang) or not path:
-        raise argparse.ArgumentTypeError(f"expected LANG=FILE (LANG like de or zh-tw), got "
-                                         f"{value!r}")
-    return lang, path
+def _eval_set(value: str) -> EvalSet:
+    spec, sep, path = value.partition("=")
+    prefix, colon, lang = spec.rpartition(":")
+    if not sep or not path or (colon and prefix != "mlqa") \
+            or not re.fullmatch(r"[A-Za-z0-9_-]+", lang):
+        raise argparse.ArgumentTypeError(f"expected LANG=FILE or mlqa:LANG=FILE (LANG like de or "
+                                         f"zh-tw), got {value!r}")
+    if not colon:
+        return EvalSet(lang, path)
+    from finetune.metrics import MLQA_LANGS
+
+    if lang not in MLQA_LANGS:
+        raise argparse.ArgumentTypeError(f"mlqa:{lang}: MLQA languages are {MLQA_LANGS}")
+    return EvalSet(f"mlqa-{lang}", path, lang)
+
+
+def _doc_stride(value: str) -> int | str:
+    if value.lower() == "none":
+        return "none"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens or none, got {value!r}") \
+            from None
+
+
+def _defaults_help() -> str:
+    def show(value) -> str:
+        return "none" if value is None else f"{value:g}"
+
+    rows = [f"  {kind}: " + ", ".join(f"{k.replace('_', '-')} {show(v)}" for k, v in values.items())
+            for kind, values in TASK_DEFAULTS.items()]
+    common = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in COMMON_DEFAULTS.items())
+    return ("defaults per dataset = the mPMR-large scripts of github.com/DAMO-NLP-SG/PMR "
+            f"(*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} GPUs, ABSA 1 GPU);\n"
+            "eqa: squad (XQuAD/MLQA) or tydiqa (a --train file named *tydiqa*); ner: wikiann, or "
+            "conll when MISC occurs;\npair: pawsx or xnli by the labels. doc-stride: tokens "
+            "between window starts; none = cut at max-seq-len.\n" + "\n".join(rows)
+            + f"\n  all: {common}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,34 +444,42 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HF folder: pretrain.convert_to_hf output or a plain XLM-R folder")
     parser.add_argument("--train", required=True, help="training file (English in the paper)")
     parser.add_argument("--train-lang", default="en",
-                        help="language of --train; marked in the table when also evaluated")
-    parser.add_argument("--eval", action="append", type=_lang_file, default=[],
-                        metavar="LANG=FILE", help="evaluation file of one language (repeat)")
+                        help="language of --train (its queries); marked in the table when also "
+                        "evaluated")
+    parser.add_argument("--eval", action="append", type=_eval_set, default=[],
+                        metavar="[mlqa:]LANG=FILE", help="evaluation file of one language "
+                        "(repeat); mlqa:LANG scores with MLQA's normalisation of LANG")
     parser.add_argument("--out", required=True, help="output folder")
-    tuned = parser.add_argument_group(
-        "hyper-parameters", "defaults per task (pair: PAWS-X or XNLI by the labels), from the "
-        "original mPMR-base scripts;\nwarmup-ratio {warmup_ratio}, weight-decay {weight_decay}, "
-        "seed {seed} for all.\n".format(**COMMON_DEFAULTS) + "\n".join(
-            f"{name}: " + ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in values.items())
-            for name, values in TASK_DEFAULTS.items()))
+    tuned = parser.add_argument_group("hyper-parameters", _defaults_help())
     tuned.add_argument("--epochs", type=float)
     tuned.add_argument("--lr", type=float)
     tuned.add_argument("--batch-size", type=int, help="features per optimizer step")
     tuned.add_argument("--max-seq-len", type=int)
-    tuned.add_argument("--doc-stride", type=int, help="overlap of consecutive context windows")
+    tuned.add_argument("--doc-stride", type=_doc_stride, metavar="N|none",
+                       help="tokens between the starts of consecutive context windows (a step, "
+                       "as PMR / HF's SQuAD processor); none: cut the context at --max-seq-len")
     tuned.add_argument("--max-query-tokens", type=int)
     tuned.add_argument("--warmup-ratio", type=float)
     tuned.add_argument("--weight-decay", type=float)
+    tuned.add_argument("--dropout", type=float, help="encoder hidden and extractor dropout")
     tuned.add_argument("--seed", type=int)
     parser.add_argument("--grad-accum", type=int, default=1,
                         help="split each batch into this many micro-batches (memory)")
     parser.add_argument("--max-train-examples", type=int,
                         help="use only the first N records of --train")
-    parser.add_argument("--explain", action="store_true",
-                        help="pair tasks: also write the best rationale span of each sentence")
-    parser.add_argument("--eqa-norm", choices=("squad", "mlqa"), default="squad",
-                        help="eqa: SQuAD v1.1 answer normalisation (XQuAD, TyDiQA) or MLQA's "
-                        "per-language one (the --eval LANG is the MLQA language)")
+    parser.add_argument("--max-answer-tokens", type=int,
+                        help="eqa: longest answer decoded (default: no cap, as the reference)")
+    parser.add_argument("--query-lang", choices=("eval", "en"), default="eval",
+                        help="ner/absa: queries in each --eval language where the reference "
+                        "translated them (eval), or English everywhere (en)")
+    parser.add_argument("--explain", nargs="?", const="paper", choices=EXPLAIN_MODES,
+                        help="pair tasks: write a rationale span per sentence; paper (default): "
+                        "the predicted label's query over 'Sen-1 SEP Sen-2' and 'Sen-2 SEP Sen-1'; "
+                        "reference: PMR's --allow_tok, read from the classification run")
+    parser.add_argument("--eqa-norm", choices=("auto", "squad", "mlqa"), default="auto",
+                        help="eqa answer normalisation: auto = MLQA's for mlqa:LANG sets and MLQA "
+                        "files (test-context-xx-question-yy.json), SQuAD v1.1's otherwise; mlqa = "
+                        "MLQA's for every --eval (its LANG); squad = SQuAD's for all")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="autocast on CUDA; auto = bf16 where supported, else fp32")
@@ -360,17 +490,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    langs = [lang for lang, _ in args.eval]
-    if len(set(langs)) != len(langs):
-        parser.error(f"--eval languages repeat: {langs}")
+    names = [spec.name for spec in args.eval]
+    if len(set(names)) != len(names):
+        parser.error(f"--eval languages repeat: {names}")
     if args.explain and args.task != "pair":
         parser.error("--explain applies to --task pair only")
+    if args.task != "eqa" and any(spec.mlqa_lang for spec in args.eval):
+        parser.error("--eval mlqa:LANG=FILE applies to --task eqa only")
     if args.max_train_examples is not None and args.max_train_examples < 1:
         parser.error("--max-train-examples must be positive")
+    if args.max_answer_tokens is not None and args.max_answer_tokens < 1:
+        parser.error("--max-answer-tokens must be positive")
+    if args.task == "eqa":
+        from finetune.metrics import MLQA_LANGS
+        from finetune.tasks import mlqa_context_lang
+
+        odd = [s.path for s in args.eval if mlqa_context_lang(s.path) not in (None, *MLQA_LANGS)]
+        if odd:
+            parser.error(f"{odd[0]} is named like an MLQA file but MLQA's languages are "
+                         f"{MLQA_LANGS}")
     if args.eqa_norm == "mlqa":
         from finetune.metrics import MLQA_LANGS
+        from finetune.tasks import mlqa_context_lang
 
-        unknown = [lang for lang in langs if lang not in MLQA_LANGS]
+        unknown = [s.name for s in args.eval
+                   if not (s.mlqa_lang or mlqa_context_lang(s.path)) and s.name not in MLQA_LANGS]
         if unknown:
             parser.error(f"--eqa-norm mlqa knows {MLQA_LANGS}, not {unknown}")
     try:

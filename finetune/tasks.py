@@ -8,6 +8,7 @@ maps back to the text it came from:
   `token POS chunk TAG` with `-DOCSTART-`, tags IOB1 or IOB2 → `TaggedSentence`s.
 * `read_absa`   — XABSA `token\\tT-POS|T-NEG|T-NEU|O\\tcategory` → `TaggedSentence`s.
 * `read_pair`   — PAWS-X / XNLI TSV `sentence1\\tsentence2\\tlabel` → `PairExample`s.
+* `mlqa_context_lang` — the context language of an MLQA file from its official name.
 
 A tagged sentence's text is its tokens joined by single spaces (as the mPMR and XTREME code
 build it); `token_char_spans[k]` is where token k sits in that text.
@@ -36,6 +37,8 @@ PAIR_LABELS: dict[str, tuple[str, ...]] = {
 _NER_TAG = re.compile(r"^(?:O|([BI])-(\S+))$")
 _LANG_PREFIX = re.compile(r"^([a-z]{2,3}(?:-[a-z]+)?):")  # XTREME panx tokens: "en:Paris"
 _PAIR_HEADERS = {"label", "gold_label"}
+# MLQA's own file names: {dev,test}-context-{c}-question-{q}.json (the answers are in language c)
+_MLQA_NAME = re.compile(r"^(?:dev|test)-context-([a-z]{2})-question-([a-z]{2})\.json$")
 
 
 class TaskFormatError(ValueError):
@@ -178,6 +181,13 @@ def _nearest_occurrence(context: str, text: str, start: int) -> int | None:
             best = pos
         pos = context.find(text, pos + 1)
     return best
+
+
+def mlqa_context_lang(path: str | Path) -> str | None:
+    """"de" for `…/test-context-de-question-en.json` (MLQA's naming; the answer language the
+    official mlqa_evaluation_v1.py normalises for is the context's); None for other names."""
+    found = _MLQA_NAME.match(Path(path).name)
+    return found.group(1) if found else None
 
 
 # ---------------------------------------------------------------------------- NER

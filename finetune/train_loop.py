@@ -2,12 +2,16 @@
 logits for evaluation.
 
 * `load_model` — an `MPMRForSpanExtraction` folder (`pretrain.convert_to_hf` output), or a plain
-  XLM-R folder whose encoder is loaded and whose extractor is freshly initialised (the baseline).
-* `collate` — features → padded batch in `pretrain.data.MRCCollator`'s layout. The WAE loss sets
-  the (0, 0) target from "has a gold span"; pair-task features have no span but a `relevant`
-  flag, so every relevant feature also gets the row (b, 0, 0) in `answer_spans`. That sets the
-  (0, 0) target to 1 and nothing else (the cell is valid and is the relevance cell), so
-  `pretrain.model.wae_loss` computes exactly the loss with target Z_00 = `feature.relevant`.
+  XLM-R folder whose encoder is loaded and whose extractor is freshly initialised (the baseline);
+  encoder and extractor dropout set to `dropout` (PMR train-*.py `--drop` 0.1 → hidden dropout).
+* `collate` — features → padded batch in `pretrain.data.MRCCollator`'s layout plus `relevant`
+  [B] (the Z_00 target of pair tasks).
+* `span_loss` — the reference's fine-tuning loss: BCE with logits, summed over the cells that
+  enter it and divided by their number in the batch (PMR */model.py compute_loss). Which cells is
+  the reference's `label_mask`: `"context"` (EQA, NER, ABSA; PMR QA/mQA/data.py,
+  NER/mNER/data.py, ABSA/mABSA/data.py) = every context cell i ≤ j, target 1 at the gold spans,
+  never the [CLS] row or Z_00; `"cls"` (pair tasks; PMR NLI/mNLI/data.py `[1] + [0] * …`) = Z_00
+  alone, target `relevant`.
 * `train` — AdamW (no decay on biases / LayerNorm) + linear warmup and decay, gradient clipping,
   padding to the longest sequence of each micro-batch, a seeded shuffle per epoch; optional
   `torch.autocast` (bf16 / fp16) of the encoder on CUDA (span logits and loss stay fp32). With
@@ -30,11 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from finetune.mrc_form import MRCFeature
 from pretrain.data import MRCCollator
-from pretrain.model import param_groups, span_logits, wae_loss
+from pretrain.model import param_groups, span_logits, span_targets
+
+LOSS_CELLS = ("context", "cls")
 
 
 @dataclass
@@ -57,18 +64,22 @@ class TrainOptions:
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (≤ 0: no clipping)."""
     seed: int = 42
+    loss_cells: str = "context"
+    """Cells in the loss: "context" (span tasks) or "cls" (Z_00 only: pair tasks)."""
     log_every: int = 10
     """Log the loss every N optimizer steps (and always at the first and the last)."""
 
 
 # ---------------------------------------------------------------------------- model
 
-def load_model(path: str | Path, *, extractor_size: int = 1024):
+def load_model(path: str | Path, *, extractor_size: int = 1024, dropout: float | None = None):
     """`MPMRForSpanExtraction` from a Hugging Face folder, on CPU.
 
     A folder exported by `pretrain.convert_to_hf` loads whole. A plain XLM-R folder (e.g. an
     official `xlm-roberta-base` download: `model_type` "xlm-roberta") loads its encoder and gets
-    a fresh extractor of `extractor_size` (seed torch first for a reproducible initialisation).
+    a fresh extractor of `extractor_size` (PMR `--projection_intermediate_hidden_size` 1024; seed
+    torch first for a reproducible initialisation). `dropout` (None: the folder's) sets the
+    encoder's hidden dropout and the extractor's, as PMR sets `config.hidden_dropout_prob`.
     """
     path = Path(path)
     config_file = path / "config.json"
@@ -78,8 +89,10 @@ def load_model(path: str | Path, *, extractor_size: int = 1024):
     from pretrain.hf_mpmr import MPMRConfig, MPMRForSpanExtraction
 
     raw = json.loads(config_file.read_text(encoding="utf-8"))
+    overrides = {} if dropout is None else {"hidden_dropout_prob": dropout,
+                                            "extractor_dropout": dropout}
     if raw.get("model_type") == MPMRConfig.model_type or "extractor_size" in raw:
-        return MPMRForSpanExtraction.from_pretrained(path)
+        return MPMRForSpanExtraction.from_pretrained(path, **overrides)
     if raw.get("model_type") != "xlm-roberta":
         raise ValueError(f"--model {path}: model_type {raw.get('model_type')!r} is neither "
                          f"{MPMRConfig.model_type!r} nor 'xlm-roberta'")
@@ -88,7 +101,7 @@ def load_model(path: str | Path, *, extractor_size: int = 1024):
     encoder_config = XLMRobertaConfig.from_pretrained(path)
     fields = {k: v for k, v in encoder_config.to_dict().items()
               if k not in ("model_type", "architectures", "transformers_version")}
-    config = MPMRConfig(**fields, extractor_size=extractor_size)
+    config = MPMRConfig(**{**fields, **overrides}, extractor_size=extractor_size)
     model = MPMRForSpanExtraction(config)
     encoder = XLMRobertaModel.from_pretrained(path, add_pooling_layer=False)
     missing, unexpected = encoder_module(model).load_state_dict(encoder.state_dict(), strict=False)
@@ -141,16 +154,10 @@ def autocast(device: torch.device, precision: str):
 
 def collate(features: Sequence[MRCFeature], pad_id: int, max_seq_len: int) -> dict[str, Tensor]:
     """Features → `MRCCollator` batch (input_ids / attention_mask [B, T], context_start /
-    context_end [B], answer_spans [N, 3], answer_counts [B], lang_id [B] = 0) with one extra
-    (b, 0, 0) row in answer_spans for every relevant feature, so Z_00's target is `relevant`."""
+    context_end [B], answer_spans [N, 3], answer_counts [B], lang_id [B] = 0) plus relevant [B]
+    float32 (1.0 where Z_00's target is 1)."""
     batch = MRCCollator(pad_id, max_seq_len)([(0, f.to_mrc_example()) for f in features])
-    rows = [b for b, f in enumerate(features) if f.relevant]
-    if rows:
-        relevance = torch.zeros(len(rows), 3, dtype=torch.long)
-        relevance[:, 0] = torch.tensor(rows)
-        batch["answer_spans"] = torch.cat([batch["answer_spans"], relevance])
-        batch["answer_counts"] = batch["answer_counts"] + torch.bincount(
-            relevance[:, 0], minlength=len(features))
+    batch["relevant"] = torch.tensor([float(f.relevant) for f in features])
     return batch
 
 
@@ -162,15 +169,35 @@ def _forward(model, batch: dict[str, Tensor]):
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
 
+def span_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor], cells: str = "context") -> Tensor:
+    """Fine-tuning loss from q = FFN(H), k = H [B, T, h] (module docstring: which cells), fp32
+    scalar (fp64 for fp64 inputs): the sum of the cells' BCE with logits / the number of cells."""
+    if cells == "cls":
+        dtype = torch.promote_types(q.dtype, torch.float32)
+        z00 = (q[:, 0].to(dtype) * k[:, 0].to(dtype)).sum(-1)  # [B] = span_logits(q, k)[:, 0, 0]
+        return F.binary_cross_entropy_with_logits(z00, batch["relevant"].to(z00))
+    if cells != "context":
+        raise ValueError(f"loss cells must be one of {LOSS_CELLS}, got {cells!r}")
+    logits = span_logits(q, k)  # [B, T, T]
+    size, length = logits.shape[:2]
+    positions = torch.arange(length, device=logits.device)
+    inside = ((positions >= batch["context_start"][:, None])
+              & (positions < batch["context_end"][:, None]))  # [B, T]
+    cells_mask = inside[:, :, None] & inside[:, None, :] & torch.ones(
+        length, length, dtype=torch.bool, device=logits.device).triu()  # [B, T, T]
+    target = span_targets(batch["answer_spans"], size, length, logits.device)
+    cell_loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return cell_loss[cells_mask].sum() / cells_mask.sum().clamp_min(1)
+
+
 def batch_loss(model, batch: dict[str, Tensor], device: torch.device | None = None,
-               precision: str = "fp32") -> Tensor:
-    """Mean WAE loss (BCE with logits over all valid cells) of one batch, fp32 scalar. Only the
-    encoder runs under autocast: the span logits and the loss are computed in fp32 (autocast
-    would run their bmm in bf16 / fp16)."""
+               precision: str = "fp32", cells: str = "context") -> Tensor:
+    """Mean `span_loss` of one batch, fp32 scalar. Only the encoder runs under autocast: the
+    span logits and the loss are computed in fp32 (autocast would run their bmm in bf16 /
+    fp16)."""
     with autocast(device or batch["input_ids"].device, precision):
         out = _forward(model, batch)
-    loss, _ = wae_loss(out.query_states, out.last_hidden_state, batch)
-    return loss
+    return span_loss(out.query_states, out.last_hidden_state, batch, cells)
 
 
 # ---------------------------------------------------------------------------- training
@@ -188,6 +215,8 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
                          f"--grad-accum {options.grad_accum}")
     if options.epochs <= 0:
         raise ValueError(f"--epochs must be positive, got {options.epochs}")
+    if options.loss_cells not in LOSS_CELLS:
+        raise ValueError(f"loss_cells must be one of {LOSS_CELLS}, got {options.loss_cells!r}")
     micro = options.batch_size // options.grad_accum
     steps_per_epoch = math.ceil(len(features) / options.batch_size)
     total_steps = max(1, round(steps_per_epoch * options.epochs))
@@ -208,7 +237,8 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
         step_items = [f for chunk in batches for f in chunk]
         for chunk in batches:
             batch = _to(collate(chunk, pad_id, max_seq_len), device)
-            loss = batch_loss(model, batch, device, precision) * (len(chunk) / len(step_items))
+            loss = batch_loss(model, batch, device, precision, options.loss_cells) * (
+                len(chunk) / len(step_items))
             scaler.scale(loss).backward()
             step_loss += float(loss.detach())
         if options.max_grad_norm > 0:

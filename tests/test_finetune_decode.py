@@ -1,5 +1,6 @@
-"""finetune.mrc_form + finetune.decode: MRC layout, sliding windows, and decoding dense logits
-that favour the gold spans back to exactly the gold text / spans / labels."""
+"""finetune.mrc_form + finetune.decode: MRC layout, sliding windows (doc_stride = the step between
+window starts, or None = truncation), decoding dense logits that favour the gold spans back to
+exactly the gold text / spans / labels, EQA without a length cap, and both rationale readings."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.decode import decode_eqa, decode_pair, decode_tagging, explain_pair
+from finetune.decode import decode_eqa, decode_pair, decode_tagging, explain_pair, explain_runs
 from finetune.metrics import absa_scores, eqa_scores, ner_scores, pair_accuracy
 from finetune.mrc_form import (
-    ABSA_QUERIES,
-    CONLL_QUERIES,
-    NER_QUERIES,
-    PAIR_QUERIES,
+    SPECIAL_TOKENS,
     eqa_instances,
     encode,
+    explain_instances,
     pair_instances,
     tagging_instances,
 )
+from finetune.queries import ABSA_QUERIES, CONLL_QUERIES, PAIR_QUERIES
+from finetune.queries import WIKIANN_QUERIES as NER_QUERIES
 from finetune.tasks import read_absa, read_ner, read_pair, read_squad
 from paths import SHARED_DATA
 
@@ -90,10 +91,11 @@ def test_sliding_windows_cover_context_and_recover_every_answer(tokenizer):
     examples = sorted(examples, key=lambda e: -len(e.context))[:30]  # the longest passages
     instances = eqa_instances(examples)
     stats = Counter()
-    stride = 64
-    features = encode(instances, tokenizer, max_seq_len=160, doc_stride=stride,
-                      max_query_tokens=24, stats=stats)
+    stride, max_seq_len, max_query = 64, 160, 24
+    features = encode(instances, tokenizer, max_seq_len=max_seq_len, doc_stride=stride,
+                      max_query_tokens=max_query, stats=stats)
     assert stats["windows_split"] == 30 and stats["features"] == len(features)
+    assert stats["contexts_truncated"] == 0
     by_example: dict[str, list] = {}
     for f in features:
         by_example.setdefault(f.example_id, []).append(f)
@@ -102,15 +104,20 @@ def test_sliding_windows_cover_context_and_recover_every_answer(tokenizer):
         assert [w.window_index for w in windows] == list(range(len(windows)))
         assert len(windows) >= 3
         full = tokenizer(inst.context, add_special_tokens=False, return_offsets_mapping=True)
-        seen = [w.input_ids[w.context_start:w.context_end] for w in windows]
-        for a, b in zip(seen, seen[1:]):
-            assert list(a[-stride:]) == list(b[:stride])  # consecutive windows overlap by stride
-        assert list(seen[0][:5]) == full["input_ids"][:5]
-        assert list(seen[-1][-5:]) == full["input_ids"][-5:]
+        ids = full["input_ids"]
+        q_len = min(len(tokenizer(inst.query, add_special_tokens=False)["input_ids"]), max_query)
+        budget = max_seq_len - q_len - SPECIAL_TOKENS
+        for k, w in enumerate(windows):
+            # window k starts at k * stride (PMR QA/mQA/data.py: doc_start = len(spans) * stride)
+            assert list(w.input_ids[w.context_start:w.context_end]) == \
+                ids[k * stride:k * stride + budget]
+        assert windows[-1].context_end - windows[-1].context_start + (len(windows) - 1) * stride \
+            == len(ids)
+        assert (len(windows) - 2) * stride + budget < len(ids)  # no window past the end
         for start, end in inst.answers:
-            # an answer of at most stride + 1 tokens always fits whole in some window
+            # an answer of at most budget - stride + 1 tokens always fits whole in some window
             n_tokens = sum(s < end and e > start for s, e in full["offset_mapping"])
-            assert n_tokens <= stride + 1
+            assert n_tokens <= budget - stride + 1
             recovered = {inst.context[w.token_offsets[s, 0]:w.token_offsets[e, 1]].strip()
                          for w in windows for s, e in w.answer_spans}
             assert recovered, f"answer of {inst.id} is in no window"
@@ -118,10 +125,42 @@ def test_sliding_windows_cover_context_and_recover_every_answer(tokenizer):
     assert stats["answers_inexact"] <= 1  # an answer starting inside a subword, if any
 
 
+def test_doc_stride_is_a_step_not_an_overlap(tokenizer):
+    """The same context, stride 30 vs 90 with a 100-token budget: starts 0, 30, 60, … vs 0, 90."""
+    [example] = read_squad(XLU / "xquad" / "xquad.en.json")[:1]
+    [inst] = eqa_instances([example])
+    n = len(tokenizer(inst.context, add_special_tokens=False)["input_ids"])
+    q_len = len(tokenizer(inst.query, add_special_tokens=False)["input_ids"])
+    max_seq_len = 100 + q_len + SPECIAL_TOKENS
+    assert n > 190
+    for stride in (30, 90):
+        windows = encode([inst], tokenizer, max_seq_len=max_seq_len, doc_stride=stride)
+        expected = next(k for k in range(1, n) if (k - 1) * stride + 100 >= n)
+        assert len(windows) == expected
+        full = tokenizer(inst.context, add_special_tokens=False)["input_ids"]
+        assert list(windows[1].input_ids[windows[1].context_start:][:5]) == \
+            full[stride:stride + 5]
+
+
+def test_doc_stride_none_truncates_like_the_reference(tokenizer):
+    examples = sorted(read_squad(XLU / "xquad" / "xquad.en.json"), key=lambda e: -len(e.context))
+    instances = eqa_instances(examples[:5])
+    stats = Counter()
+    features = encode(instances, tokenizer, max_seq_len=64, doc_stride=None, stats=stats)
+    assert len(features) == len(instances) and stats["windows_split"] == 0
+    assert stats["contexts_truncated"] == 5
+    for f, inst in zip(features, instances):
+        assert len(f.input_ids) == 64 and f.context_end == 63
+        full = tokenizer(inst.context, add_special_tokens=False)["input_ids"]
+        assert list(f.input_ids[f.context_start:f.context_end]) == full[:63 - f.context_start]
+
+
 def test_doc_stride_must_fit(tokenizer):
     [inst] = eqa_instances(read_squad(XLU / "xquad" / "xquad.en.json")[:1])
-    with pytest.raises(ValueError, match="doc_stride 200 must be smaller"):
+    with pytest.raises(ValueError, match="doc_stride 200 must be at most the context window"):
         encode([inst], tokenizer, max_seq_len=96, doc_stride=200)
+    with pytest.raises(ValueError, match="doc_stride >= 1"):
+        encode([inst], tokenizer, max_seq_len=96, doc_stride=0)
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -139,7 +178,8 @@ def test_decode_eqa_returns_gold_text_across_windows(tokenizer):
     assert scores["exact_match"] >= 100.0 * len(exact) / len(examples)
 
 
-def test_decode_eqa_respects_max_answer_length_and_torch(tokenizer):
+def test_decode_eqa_has_no_length_cap_by_default_and_takes_torch(tokenizer):
+    """PMR QA/mQA/utils.py generate_span: argmax over every context cell i ≤ j, no length cap."""
     import torch
 
     [example] = read_squad(XLU / "xquad" / "xquad.en.json")[:1]
@@ -147,15 +187,17 @@ def test_decode_eqa_respects_max_answer_length_and_torch(tokenizer):
     [feature] = encode(instances, tokenizer, max_seq_len=512)
     z = torch.full((len(feature.input_ids),) * 2, LOW)
     c0, c1 = feature.context_start, feature.context_end
-    z[c0, c1 - 1] = 50.0  # the whole context: longer than 30 tokens, never chosen
+    assert c1 - c0 > 100
+    z[c0, c1 - 1] = 50.0  # the whole context: longer than any usual cap
     z[c0 + 1, c0 + 2] = 10.0
     z[c0 + 3, c0 + 2] = 60.0  # start > end, never chosen
     z[0, 0] = 99.0  # the [CLS] cell is not a span
-    text = decode_eqa(instances, [feature], [z])[example.id]
+    z[c0 - 1, c0 - 1] = 99.0  # nor a query / separator cell
+    z[c1, c1] = 99.0  # nor the final </s>
+    assert decode_eqa(instances, [feature], [z])[example.id] == example.context.strip()
     o = feature.token_offsets
-    assert text == example.context[o[c0 + 1, 0]:o[c0 + 2, 1]].strip()
-    long_ok = decode_eqa(instances, [feature], [z], max_answer_tokens=1000)[example.id]
-    assert long_ok == example.context.strip()
+    capped = decode_eqa(instances, [feature], [z], max_answer_tokens=30)[example.id]
+    assert capped == example.context[o[c0 + 1, 0]:o[c0 + 2, 1]].strip()
 
 
 @pytest.mark.parametrize("kind", ["ner", "absa"])
@@ -260,3 +302,44 @@ def test_unknown_label_without_query_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"labels \['MISC'\] that have no query"):
         tagging_instances(sentences, NER_QUERIES)
     assert len(tagging_instances(sentences, CONLL_QUERIES)) == 4
+
+
+def first_word_cell(feature, context: str, segment: tuple[int, int]) -> tuple[int, int]:
+    """Token cell (i, j) covering exactly the first word of `segment` of `context`."""
+    start, end = segment
+    word = context[start:end].split()[0]
+    o = feature.token_offsets
+    return min((i, j) for i in range(feature.context_start, feature.context_end)
+               for j in range(i, feature.context_end)
+               if o[i, 0] >= start and context[o[i, 0]:o[j, 1]].strip() == word)
+
+
+def test_explain_runs_swap_the_sentences_around_the_sep_token(tokenizer):
+    """The paper's rationales: the predicted label's query over "Sen-1 SEP Sen-2" and over
+    "Sen-2 SEP Sen-1"; each run gives the best span inside the sentence that comes first."""
+    pairs = read_pair(XLU / "xnli" / "dev-en.tsv")[:12]
+    instances = pair_instances(pairs, "xnli")
+    predicted = {str(p.index): "contradiction" for p in pairs}
+    runs = explain_instances(instances, predicted, tokenizer.sep_token)
+    assert [r.id for r in runs[:2]] == ["0:explain:0", "0:explain:1"] and len(runs) == 24
+    for pair, (a, b) in zip(pairs, zip(runs[::2], runs[1::2])):
+        assert a.context == f"{pair.sentence1} </s> {pair.sentence2}"
+        assert b.context == f"{pair.sentence2} </s> {pair.sentence1}"
+        assert a.query == b.query == PAIR_QUERIES["xnli"]["contradiction"]
+    features = encode(runs, tokenizer, max_seq_len=256)
+    assert len(features) == len(runs)
+    logits = []
+    for f, run in zip(features, runs):
+        context_ids = list(f.input_ids[f.context_start:f.context_end])
+        assert context_ids.count(tokenizer.sep_token_id) == 1  # the SEP between the sentences
+        z = np.full((len(f.input_ids),) * 2, LOW)
+        z[first_word_cell(f, run.context, run.segments[1])] = 9.0  # second sentence: ignored
+        z[first_word_cell(f, run.context, run.segments[0])] = 5.0
+        logits.append(z)
+    rationales = explain_runs(runs, features, logits)
+    for pair in pairs:
+        got = rationales[str(pair.index)]
+        assert [r.sentence for r in got] == [0, 1]
+        for r, sentence in zip(got, (pair.sentence1, pair.sentence2)):
+            assert r.text == sentence.split()[0] == sentence[r.start:r.end]
+            assert r.score == 5.0

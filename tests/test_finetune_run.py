@@ -1,7 +1,8 @@
 """finetune.run / finetune.train_loop: fine-tuning a tiny mPMR HF folder on real XLU samples
 (PAN-X, XQuAD, PAWS-X) on CPU, zero-shot evaluation whose prediction files `finetune.evaluate`
-scores to the same numbers, rationales, the relevance target of pair tasks, determinism, plain
-XLM-R folders and bad input."""
+scores to the same numbers, translated queries, MLQA normalisation, rationales, the reference's
+loss cells (Z_00 alone for pairs, context cells for spans), the reference's large-model defaults,
+determinism, plain XLM-R folders and bad input."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from finetune import evaluate as evaluate_cli
-from finetune import run, train_loop
-from finetune.mrc_form import encode, pair_instances
-from finetune.tasks import read_ner, read_pair
+from finetune import metrics, run, train_loop
+from finetune.mrc_form import encode, pair_instances, tagging_instances
+from finetune.queries import WIKIANN_QUERIES
+from finetune.tasks import read_ner, read_pair, read_squad
 from paths import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +66,10 @@ def data(tmp_path_factory) -> dict[str, Path]:
     for lang in ("en", "zh"):
         out[f"xquad-{lang}"] = first_questions(XLU / "xquad" / f"xquad.{lang}.json",
                                                root / f"xquad-{lang}.json", 2, 3)
+    # the same questions under MLQA's file name: scored with MLQA's zh normalisation by default
+    (root / "mlqa").mkdir()
+    out["mlqa-zh"] = root / "mlqa" / "test-context-zh-question-zh.json"
+    out["mlqa-zh"].write_bytes(out["xquad-zh"].read_bytes())
     return out
 
 
@@ -148,6 +155,9 @@ def test_ner_table_predictions_and_evaluate_parity(ner_run, data):
     out, printed = ner_run
     results = json.loads((out / "results.json").read_text())
     assert list(results["scores"]) == list(LANGS)
+    assert results["task"] == "ner/wikiann"
+    # each language is queried in its own language (PMR NER/Data/wikiann2mrc.py test files)
+    assert results["query_langs"] == {"train": "en", "en": "en", "de": "de", "zh": "zh"}
     table = printed.strip().splitlines()
     assert table[0].split() == ["lang", "precision", "recall", "f1"]
     rows = {line.split()[0].rstrip("*"): line.split()[1:] for line in table[1:5]}
@@ -183,7 +193,8 @@ def test_saved_model_reloads_and_predicts_the_same(ner_run, data):
     tokenizer = load_tokenizer(out / "model")
     model = train_loop.load_model(out / "model")
     gold = read_ner(data["ner-zh"])
-    queries = run.task_queries("ner", gold)
+    queries, used = run.task_queries("wikiann", "zh")
+    assert used == "zh"
     settings = json.loads((out / "results.json").read_text())["settings"]
     predictions, _ = run.predict("ner", model, tokenizer,
                                  run.make_instances("ner", gold, queries), settings,
@@ -195,36 +206,58 @@ def test_saved_model_reloads_and_predicts_the_same(ner_run, data):
 
 # ---------------------------------------------------------------------------- other tasks
 
-def test_eqa_end_to_end_with_windows(tmp_path, model_dir, data):
+def test_eqa_end_to_end_with_windows_and_mlqa_normalisation(tmp_path, model_dir, data):
     out = tmp_path / "eqa"
     argv = ["--task", "eqa", "--model", str(model_dir), "--train", str(data["xquad-en"]),
             "--eval", f"en={data['xquad-en']}", "--eval", f"zh={data['xquad-zh']}",
+            "--eval", f"mlqa:zh={data['xquad-zh']}", "--eval", f"zhm={data['mlqa-zh']}",
             "--out", str(out), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
             "--max-seq-len", "96", "--doc-stride", "24", "--max-query-tokens", "24"]
     assert run.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "eqa/squad"
     assert results["settings"]["train_features"] > 6  # 6 questions, long contexts → windows
-    for lang in ("en", "zh"):
-        pred = out / "predictions" / f"{lang}.json"
+    assert results["settings"]["doc_stride"] == 24 and results["settings"]["loss_cells"] == \
+        "context"
+    assert results["settings"]["max_answer_tokens"] is None  # no hidden cap
+    # MLQA's normalisation for mlqa:LANG and MLQA-named files, SQuAD's otherwise
+    assert results["eqa_norm"] == {"en": "squad", "zh": "squad", "mlqa-zh": "mlqa-zh",
+                                   "zhm": "mlqa-zh"}
+    gold_zh = read_squad(data["xquad-zh"])
+    for name, gold, lang in (("en", data["xquad-en"], None), ("zh", data["xquad-zh"], None),
+                             ("mlqa-zh", data["xquad-zh"], "zh"), ("zhm", data["mlqa-zh"], "zh")):
+        pred = out / "predictions" / f"{name}.json"
         predictions = json.loads(pred.read_text())
-        gold_ids = {q["id"] for a in json.loads(data[f"xquad-{lang}"].read_text())["data"]
+        gold_ids = {q["id"] for a in json.loads(Path(gold).read_text())["data"]
                     for p in a["paragraphs"] for q in p["qas"]}
         assert set(predictions) == gold_ids
         assert all(isinstance(v, str) and v for v in predictions.values())
-        assert cli_scores("eqa", data[f"xquad-{lang}"], pred) == results["scores"][lang]
+        expected = metrics.eqa_scores(read_squad(gold), predictions, lang)
+        assert results["scores"][name] == expected
+        # finetune.evaluate reproduces them: MLQA-named files need no --lang
+        extra = ["--lang", lang] if lang and name == "mlqa-zh" else []
+        assert cli_scores("eqa", gold, pred, *extra) == expected
+    assert results["scores"]["zh"] == metrics.eqa_scores(
+        gold_zh, json.loads((out / "predictions" / "zh.json").read_text()))
+    assert cli_scores("eqa", data["mlqa-zh"], out / "predictions" / "zhm.json", "--lang",
+                      "squad") == results["scores"]["zh"]
 
 
-def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data):
+@pytest.mark.parametrize("mode", ["paper", "reference"])
+def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data, mode):
     out = tmp_path / "pair"
     argv = ["--task", "pair", "--model", str(model_dir), "--train", str(data["pawsx-en"]),
             "--eval", f"de={data['pawsx-de']}", "--out", str(out), "--epochs", "1",
             "--batch-size", "8", "--lr", "1e-3", "--explain"]
+    if mode == "reference":  # read from the classification run: window it so no sentence is cut
+        argv += ["reference", "--doc-stride", "48"]
     assert run.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "pair/pawsx"
     settings = results["settings"]
     assert settings["lr"] == 1e-3 and settings["epochs"] == 1.0 and settings["batch_size"] == 8
     assert settings["max_query_tokens"] == 64 and settings["warmup_ratio"] == 0.06  # PAWS-X
+    assert settings["explain"] == mode and settings["loss_cells"] == "cls"
     predictions = json.loads((out / "predictions" / "de.json").read_text())
     rationales = json.loads((out / "rationales" / "de.json").read_text())
     pairs = read_pair(data["pawsx-de"])
@@ -239,22 +272,69 @@ def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data):
         results["scores"]["de"]
 
 
-def test_pair_relevance_is_the_only_cls_target(model_dir, data):
-    """Pair features have no spans: the batch must still put target 1 at Z_00 exactly for the
-    gold label's instance, and nowhere else."""
+def forward_batch(model_dir, features):
+    """(q, k, batch) of a tiny model in eval mode, q and k leaves of the graph."""
     from data_prep.tokenizer import load_tokenizer
-    from pretrain.model import span_targets
 
     tokenizer = load_tokenizer(model_dir)
-    features = encode(pair_instances(read_pair(data["pawsx-en"]), "pawsx"), tokenizer,
-                      max_seq_len=128, doc_stride=32)
     batch = train_loop.collate(features, tokenizer.pad_token_id, 128)
+    model = train_loop.load_model(model_dir).eval()
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    q = out.query_states.detach().double().requires_grad_()
+    k = out.last_hidden_state.detach().double().requires_grad_()
+    return q, k, batch
+
+
+def test_pair_loss_is_bce_on_z00_alone(model_dir, data):
+    """PMR NLI/mNLI/data.py label_mask = [1] + [0] * …: only the (0, 0) cell is in the loss,
+    target 1 for the gold label's query."""
+    from data_prep.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    features = encode(pair_instances(read_pair(data["pawsx-en"])[:6], "pawsx"), tokenizer,
+                      max_seq_len=128, doc_stride=None)
+    q, k, batch = forward_batch(model_dir, features)
+    relevant = torch.tensor([f.relevant for f in features], dtype=torch.float64)
+    assert torch.equal(batch["relevant"].double(), relevant) and 0 < relevant.sum() < len(features)
+    loss = train_loop.span_loss(q, k, batch, "cls")
+    z = torch.bmm(q, k.transpose(1, 2))  # [B, T, T]
+    by_hand = F.binary_cross_entropy_with_logits(z[:, 0, 0], relevant)
+    torch.testing.assert_close(loss.double(), by_hand)
+    grads = torch.autograd.grad(loss, (q, k))
+    torch.testing.assert_close(grads, torch.autograd.grad(by_hand, (q, k)))
+    assert grads[0][:, 1:].abs().max() == 0 and grads[1][:, 1:].abs().max() == 0  # Z_00 only
+
+
+def test_span_loss_counts_the_reference_context_cells(model_dir, data):
+    """PMR NER/mNER/data.py and QA/mQA/data.py label_mask = [0] * doc_offset + [1] * context +
+    [0]: every context cell i ≤ j, never the [CLS] row, Z_00 or the query; loss = the masked
+    BCE sum / the number of masked cells (PMR */model.py compute_loss)."""
+    from data_prep.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    gold = read_ner(data["ner-en"])[:4]
+    features = encode(tagging_instances(gold, WIKIANN_QUERIES), tokenizer, max_seq_len=128,
+                      doc_stride=None)
+    assert any(len(f.answer_spans) for f in features)
+    q, k, batch = forward_batch(model_dir, features)
     size, length = batch["input_ids"].shape
-    target = span_targets(batch["answer_spans"], size, length, torch.device("cpu"))
-    relevant = torch.tensor([f.relevant for f in features], dtype=torch.float32)
-    assert 0 < relevant.sum() < size
-    assert torch.equal(target[:, 0, 0], relevant)
-    assert target.sum() == relevant.sum()  # no span cell is a target
+    mask = torch.zeros(size, length, length, dtype=torch.bool)
+    target = torch.zeros(size, length, length, dtype=torch.float64)
+    for b, f in enumerate(features):
+        label_mask = torch.tensor([0] * f.context_start + [1] * (f.context_end - f.context_start)
+                                  + [0] * (length - f.context_end), dtype=torch.bool)
+        mask[b] = (label_mask[:, None] & label_mask[None, :]).triu()
+        for start, end in f.answer_spans:
+            target[b, start, end] = 1.0
+    z = torch.bmm(q, k.transpose(1, 2))
+    by_hand = (F.binary_cross_entropy_with_logits(z, target, reduction="none") * mask).sum() \
+        / mask.sum()
+    loss = train_loop.span_loss(q, k, batch, "context")
+    torch.testing.assert_close(loss.double(), by_hand)
+    grads = torch.autograd.grad(loss, (q, k))
+    torch.testing.assert_close(grads, torch.autograd.grad(by_hand, (q, k)))
+    first = min(f.context_start for f in features)
+    assert grads[0][:, :first].abs().max() == 0  # no [CLS] / query row is in the loss
 
 
 def test_training_is_deterministic_for_a_seed(model_dir, data):
@@ -262,7 +342,7 @@ def test_training_is_deterministic_for_a_seed(model_dir, data):
 
     tokenizer = load_tokenizer(model_dir)
     gold = read_ner(data["ner-en"])[:4]
-    features = encode(run.make_instances("ner", gold, run.task_queries("ner", gold)), tokenizer,
+    features = encode(run.make_instances("ner", gold, run.task_queries("wikiann")[0]), tokenizer,
                       max_seq_len=128, doc_stride=32)
 
     def losses(seed: int) -> list[float]:
@@ -290,9 +370,10 @@ def test_plain_xlmr_folder_gets_a_fresh_extractor(tmp_path, model_dir):
     torch.manual_seed(1)
     encoder = XLMRobertaModel(XLMRobertaConfig(**fields), add_pooling_layer=False)
     encoder.save_pretrained(tmp_path / "xlmr")
-    model = train_loop.load_model(tmp_path / "xlmr", extractor_size=48)
+    model = train_loop.load_model(tmp_path / "xlmr", extractor_size=48, dropout=0.25)
     assert isinstance(model, MPMRForSpanExtraction)
     assert model.config.extractor_size == 48 and model.extractor[0].out_features == 48
+    assert model.config.hidden_dropout_prob == 0.25 and model.extractor[2].p == 0.25
     loaded = train_loop.encoder_module(model).state_dict()
     for name, value in encoder.state_dict().items():
         torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
@@ -343,9 +424,68 @@ def test_malformed_eval_file_fails_before_training(tmp_path, model_dir, data, ca
     (["--task", "pos"], "invalid choice: 'pos'"),
     (["--task", "ner", "--eval", "de"], "expected LANG=FILE"),
     (["--task", "ner", "--explain"], "--explain applies to --task pair only"),
+    (["--task", "pair", "--explain", "why"], "invalid choice: 'why'"),
+    (["--task", "eqa", "--eval", "mlqa:fr=x.json"], "MLQA languages are"),
+    (["--task", "eqa", "--eval", "squad:de=x.json"], "expected LANG=FILE or mlqa:LANG=FILE"),
+    (["--task", "ner", "--eval", "mlqa:de=x.json"], "applies to --task eqa only"),
+    (["--task", "eqa", "--eval", "fr=test-context-fr-question-fr.json"], "named like an MLQA"),
+    (["--task", "eqa", "--doc-stride", "wide"], "expected a number of tokens or none"),
 ])
 def test_cli_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         run.main([*argv, "--model", "m", "--train", "t", "--out", "o"])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- defaults
+
+def test_task_defaults_are_the_reference_large_scripts():
+    """PMR *-large.sh (batch = per-GPU batch × 4 GPUs; ABSA/rest-large.sh runs one GPU) and
+    train-*.py argparse defaults."""
+    assert run.TASK_DEFAULTS == {
+        "squad": {"lr": 3e-5, "epochs": 3.0, "batch_size": 32, "max_seq_len": 384,
+                  "max_query_tokens": 64, "doc_stride": 128},
+        "tydiqa": {"lr": 2e-5, "epochs": 10.0, "batch_size": 32, "max_seq_len": 384,
+                   "max_query_tokens": 64, "doc_stride": 128},
+        "wikiann": {"lr": 1e-5, "epochs": 10.0, "batch_size": 64, "max_seq_len": 192,
+                    "max_query_tokens": 32, "doc_stride": None},
+        "conll": {"lr": 1e-5, "epochs": 10.0, "batch_size": 64, "max_seq_len": 192,
+                  "max_query_tokens": 32, "doc_stride": None},
+        "absa": {"lr": 2e-5, "epochs": 20.0, "batch_size": 32, "max_seq_len": 192,
+                 "max_query_tokens": 32, "doc_stride": None},
+        "pawsx": {"lr": 5e-5, "epochs": 10.0, "batch_size": 64, "max_seq_len": 192,
+                  "max_query_tokens": 64, "doc_stride": None},
+        "xnli": {"lr": 3e-5, "epochs": 3.0, "batch_size": 128, "max_seq_len": 192,
+                 "max_query_tokens": 64, "doc_stride": None},
+    }
+    assert run.COMMON_DEFAULTS == {"warmup_ratio": 0.06, "weight_decay": 0.0, "seed": 42,
+                                   "dropout": 0.1}
+    options = train_loop.TrainOptions()
+    assert (options.adam_eps, options.max_grad_norm) == (1e-8, 1.0)
+    gold = read_ner(XLU / "panx" / "dev-en.tsv")[:5]
+    assert run.task_kind("ner", gold) == "wikiann"
+    assert run.task_kind("eqa", [], "data/tydiqa.goldp.en.train.json") == "tydiqa"
+    assert run.task_kind("eqa", [], "squad/train-v1.1.json") == "squad"
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--help"])
+    assert exc.value.code == 0
+    shown = capsys.readouterr().out
+    for line in (
+            "squad: lr 3e-05, epochs 3, batch-size 32, max-seq-len 384, max-query-tokens 64, "
+            "doc-stride 128",
+            "tydiqa: lr 2e-05, epochs 10, batch-size 32, max-seq-len 384, max-query-tokens 64, "
+            "doc-stride 128",
+            "wikiann: lr 1e-05, epochs 10, batch-size 64, max-seq-len 192, max-query-tokens 32, "
+            "doc-stride none",
+            "absa: lr 2e-05, epochs 20, batch-size 32, max-seq-len 192, max-query-tokens 32, "
+            "doc-stride none",
+            "pawsx: lr 5e-05, epochs 10, batch-size 64, max-seq-len 192, max-query-tokens 64, "
+            "doc-stride none",
+            "xnli: lr 3e-05, epochs 3, batch-size 128, max-seq-len 192, max-query-tokens 64, "
+            "doc-stride none",
+            "all: warmup-ratio 0.06, weight-decay 0, seed 42, dropout 0.1"):
+        assert line in shown

@@ -1,14 +1,19 @@
-"""finetune.tasks: readers on the real XLU samples, IOB1/IOB2 chunking, malformed input."""
+"""finetune.tasks: readers on the real XLU samples, IOB1/IOB2 chunking, malformed input, MLQA file
+names; finetune.queries / mrc_form: the reference's query texts and pair template, verbatim."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from finetune import queries
+from finetune.mrc_form import pair_instances, tagging_instances
 from finetune.tasks import (
     TaskFormatError,
+    mlqa_context_lang,
     pair_task_of,
     read_absa,
     read_ner,
@@ -265,3 +270,120 @@ def test_missing_file_and_bad_scheme(tmp_path):
         read_ner(tmp_path / "nope.tsv")
     with pytest.raises(ValueError, match="scheme must be one of"):
         read_ner(tmp_path / "nope.tsv", scheme="bioes")
+
+
+# ---------------------------------------------------------------------------- MLQA file names
+
+@pytest.mark.parametrize("name, lang", [
+    ("test-context-de-question-de.json", "de"), ("dev-context-zh-question-en.json", "zh"),
+    ("mlqa/test/test-context-ar-question-hi.json", "ar"), ("xquad.de.json", None),
+    ("test-context-de-question-de.json.bak", None), ("tydiqa.goldp.en.dev.json", None)])
+def test_mlqa_context_lang_from_the_official_names(name, lang):
+    assert mlqa_context_lang(name) == lang
+
+
+# ---------------------------------------------------------------------------- reference queries
+# Verbatim from github.com/DAMO-NLP-SG/PMR @ e2ca84b (the file is named beside each).
+
+def test_ner_queries_are_the_reference_texts():
+    # PMR NER/Data/wikiann2mrc.py (lang "en"), query built as NER/mNER/data.py '"{}". {}'
+    assert queries.WIKIANN_QUERIES == {
+        "ORG": '"ORG". Organization entities are limited to named corporate, governmental, or '
+               'other organizational entities.',
+        "PER": '"PER". Person entities are named persons or family.',
+        "LOC": '"LOC". Location entities are the name of politically or geographically defined '
+               'locations such as cities, provinces, countries, international regions, bodies '
+               'of water, mountains, etc.',
+    }
+    # PMR NER/Data/conll2mrc.py (capitalised like the English wikiann texts)
+    assert queries.CONLL_QUERIES == {
+        **queries.WIKIANN_QUERIES,
+        "MISC": '"MISC". Examples of miscellaneous entities include events, nationalities, '
+                'products and works of art.'}
+    # PMR NER/Data/conll/es-mrc-ner.test
+    es, used = queries.tagging_queries("conll", "es")
+    assert used == "es" and es == {
+        "ORG": '"ORG". Las entidades organizativas se limitan a entidades corporativas, '
+               'gubernamentales u otras entidades organizativas nombradas.',
+        "PER": '"PER". Las entidades persona son personas nombradas o familia.',
+        "LOC": '"LOC". Las entidades de ubicación son el nombre de ubicaciones definidas '
+               'política o geográficamente, como ciudades, provincias, países, regiones '
+               'internacionales, masas de agua, montañas, etc.',
+        "MISC": '"MISC". Ejemplos de entidades misceláneas incluyen eventos, nacionalidades, '
+                'productos y obras de arte.'}
+
+
+def test_wikiann_translations_are_pinned():
+    """PMR NER/Data/wikiann2mrc.py: the WikiAnn test file of each of its 40 languages uses that
+    language's table. A digest pins the whole table against edits."""
+    table = queries.NER_DESCRIPTIONS
+    assert sorted(table) == sorted(
+        "af ar bg bn de el en es et eu fa fi fr he hi hu id it ja jv ka kk ko ml mr ms my nl pt "
+        "ru sw ta te th tl tr ur vi yo zh".split())
+    assert all(list(labels) == ["ORG", "PER", "LOC"] for labels in table.values())
+    digest = hashlib.sha256(json.dumps(table, ensure_ascii=False, sort_keys=True).encode())
+    assert digest.hexdigest() == \
+        "799dac3620c992a8ef6ca467a5aa930429918586ae1b1c5105ab27afa0001117"
+    de, used = queries.tagging_queries("wikiann", "de")
+    assert used == "de"
+    assert de["PER"] == '"PER". Personeneinheiten sind benannte Personen oder Familien.'
+    assert queries.tagging_queries("wikiann", "zh")[0]["PER"] == '"PER". 个人实体被命名为个人或家庭。'
+    # no reference MISC translation for de / nl, no table at all for xx: English for every label
+    assert queries.tagging_queries("conll", "de") == (queries.CONLL_QUERIES, "en")
+    assert queries.tagging_queries("wikiann", "xx") == (queries.WIKIANN_QUERIES, "en")
+
+
+def test_absa_queries_are_the_reference_texts_per_language():
+    # PMR ABSA/Data/res2mrc.py = ABSA/Data/rest/{lang}-mrc-absa.test; ABSA/mABSA/data.py format
+    assert queries.ABSA_QUERIES == {
+        "POS": '"POS". for aspect terms of positive sentiment.',
+        "NEG": '"NEG". for aspect terms of negative sentiment.',
+        "NEU": '"NEU". for aspect terms of neutral sentiment.'}
+    expected = {
+        "es": ("para términos de aspecto de sentimiento positivo.",
+               "para términos de aspecto de sentimiento negativo.",
+               "para términos de aspecto de sentimiento neutral."),
+        "fr": ("pour les termes d'aspect du sentiment positif.",
+               "pour les termes d'aspect du sentiment négatif.",
+               "pour les termes d'aspect du sentiment neutre."),
+        "nl": ("voor aspect termen van positief sentiment.",
+               "voor aspect termen van negatief sentiment.",
+               "voor aspect termen van neutraal sentiment."),
+        "ru": ("для аспектов положительного настроения.", "для аспектов отрицательного настроения.",
+               "для аспектов нейтрального настроения."),
+        "tr": ("Pozitif duyguların görünüş açısından.", "olumsuz duyguların en boy terimleri için.",
+               "nötr duygunun görünüş terimleri için."),
+    }
+    for lang, texts in expected.items():
+        got, used = queries.tagging_queries("absa", lang)
+        assert used == lang
+        assert got == {label: f'"{label}". {text}' for label, text in zip(("POS", "NEG", "NEU"),
+                                                                          texts)}
+    assert queries.tagging_queries("absa", "de") == (queries.ABSA_QUERIES, "en")
+    sentences = read_absa(XLU / "absa" / "gold-es-dev.txt")[:2]
+    spanish = tagging_instances(sentences, queries.tagging_queries("absa", "es")[0])
+    assert spanish[0].query == '"POS". para términos de aspecto de sentimiento positivo.'
+
+
+def test_pair_queries_and_context_template_are_the_reference():
+    """PMR NLI/mNLI/data.py: passage = "Hypothesis: " + item[0] + " Premise: " + item[1]; XNLI
+    labels neutral / entailment / contradiction; PAWS-X 0 → contradiction, 1 → entailment."""
+    neutral = ("neutral. The hypothesis is a sentence with mostly the same lexical items as the "
+               "premise but a different meaning.")
+    entailment = "entailment. The hypothesis is a sentence with a similar meaning as the premise."
+    contradiction = ("contradiction. The hypothesis is a sentence with a contradictory meaning to "
+                     "the premise.")
+    assert queries.PAIR_QUERIES == {
+        "xnli": {"neutral": neutral, "entailment": entailment, "contradiction": contradiction},
+        "pawsx": {"0": contradiction, "1": entailment}}
+    assert list(queries.PAIR_QUERIES["xnli"]) == ["neutral", "entailment", "contradiction"]
+    pairs = read_pair(XLU / "pawsx" / "test-de.tsv")[:3]
+    instances = pair_instances(pairs, "pawsx")
+    for pair, inst0, inst1 in zip(pairs, instances[::2], instances[1::2]):
+        context = "Hypothesis: " + pair.sentence1 + " Premise: " + pair.sentence2
+        assert inst0.context == inst1.context == context
+        assert (inst0.label, inst0.query) == ("0", contradiction)
+        assert (inst1.label, inst1.query) == ("1", entailment)
+        (a0, a1), (b0, b1) = inst0.segments
+        assert (context[a0:a1], context[b0:b1]) == (pair.sentence1, pair.sentence2)
+        assert [inst0.relevant, inst1.relevant] == [pair.label == "0", pair.label == "1"]
