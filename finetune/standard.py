@@ -250,11 +250,15 @@ def _encode_eqa(records: list, tokenizer, max_seq_len: int, step: int | None,
 
 
 def _cut_question(question: str, tokenizer, max_query_tokens: int) -> str:
-    """The question's text up to its `max_query_tokens`-th token (legacy run_squad cuts ids)."""
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) <= max_query_tokens:
-        return question
-    return question[:enc["offset_mapping"][max_query_tokens - 1][1]]
+    """The question's text up to its `max_query_tokens`-th token (legacy run_squad cuts the ids;
+    re-tokenizing a cut text can differ, so cut until it fits)."""
+    while True:
+        offsets = tokenizer(question, add_special_tokens=False,
+                            return_offsets_mapping=True)["offset_mapping"]
+        if len(offsets) <= max_query_tokens:
+            return question
+        start, end = offsets[max_query_tokens - 1]
+        question = question[:end if end < len(question) else start]
 
 
 def _answer_positions(record, offsets: list) -> tuple[int, int]:

@@ -208,6 +208,7 @@ def test_eqa_windows_start_every_doc_stride_tokens(folders, records, doc_stride)
             first = doc_stride * i  # each window starts doc_stride context tokens later
             assert [w.offsets[j] for j in context] == full[first:first + len(context)]
             assert len(w.input_ids) <= 48 and w.input_ids[context[-1] + 1:] == [2]
+            assert w.input_ids.index(2) - 1 <= 12  # <s> question (≤ max_query_tokens) </s>
             text, answer_start = record.answers[0]
             answer_end = answer_start + len(text)
             if not (full[first][0] <= answer_start
@@ -220,6 +221,7 @@ def test_eqa_windows_start_every_doc_stride_tokens(folders, records, doc_stride)
             assert end == context[0] or w.offsets[end - 1][1] < answer_end
         assert first + len(context) == len(full)  # the last window reaches the end
     assert any(w.target != (0, 0) for w in windows)
+    assert {w.input_ids.index(2) - 1 for w in windows} == {12}  # every question was cut
 
 
 def test_window_steps_that_would_skip_tokens_fail(folders, records):
