@@ -22,8 +22,9 @@ instead of the MRC span extractor, read and scored exactly as the MRC path is.
 
 `settings["doc_stride"]` is the STEP between the starts of consecutive windows, in context tokens
 (the reference's meaning, as in BERT's run_squad and the legacy HF
-`squad_convert_examples_to_features` that XTREME runs). HF tokenizers take the OVERLAP instead, so each question is windowed with
-`stride = window − doc_stride`, where window = max_seq_len − question tokens − 4 special tokens;
+`squad_convert_examples_to_features` that XTREME runs). HF tokenizers take the OVERLAP instead,
+so each question is windowed with `stride = window − doc_stride`, where window = max_seq_len −
+question tokens − 4 special tokens;
 questions are cut to `max_query_tokens` first and grouped by length so one tokenizer call serves a
 group. Tagging windows hold max_seq_len − 2 subwords and step by doc_stride as well.
 doc_stride None cuts every input after its first window (what `finetune.run` does for
