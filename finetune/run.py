@@ -16,7 +16,8 @@ them), the loss over the reference's cells (`train_loop.span_loss`), EQA windows
 `--doc-stride` tokens and no answer-length cap, sentence-level inputs cut at --max-seq-len.
 Defaults per dataset (`TASK_DEFAULTS`) are the reference's mPMR-large scripts (*-large.sh);
 `--batch-size` is the whole batch of one optimizer step, i.e. their per-GPU batch × the 4 GPUs
-they ran (ABSA: 1 GPU).
+they ran (ABSA: 1 GPU), counted in features (windows / label queries) except for pair tasks, where
+it counts pairs and a batch holds every label query of each pair (as the reference batches them).
 
 Outputs in DIR: `predictions/{name}.json` (the formats `python -m finetune.evaluate` reads, so
 `python -m finetune.evaluate --task T --gold FILE --pred DIR/predictions/{name}.json` prints the
@@ -64,10 +65,11 @@ TASK_DEFAULTS: dict[str, dict] = {
     # (the script repeats the run for seeds 42 0 1 2 3 4).
     "absa": {"lr": 2e-5, "epochs": 20.0, "batch_size": 32, "max_seq_len": 192,
              "max_query_tokens": 32, "doc_stride": None},
-    # PMR NLI/pawsx-large.sh: 5e-5, 10 epochs, 16 per GPU × 4, 192 / 64.
+    # PMR NLI/pawsx-large.sh: 5e-5, 10 epochs, 16 per GPU × 4, 192 / 64. Pair batches count
+    # pairs: the reference's per-GPU batch is 16 pairs × their 2 label queries.
     "pawsx": {"lr": 5e-5, "epochs": 10.0, "batch_size": 16 * REFERENCE_GPUS, "max_seq_len": 192,
               "max_query_tokens": 64, "doc_stride": None},
-    # PMR NLI/xnli-large.sh: 3e-5, 3 epochs, 32 per GPU × 4, 192 / 64.
+    # PMR NLI/xnli-large.sh: 3e-5, 3 epochs, 32 per GPU (pairs × 3 label queries) × 4, 192 / 64.
     "xnli": {"lr": 3e-5, "epochs": 3.0, "batch_size": 32 * REFERENCE_GPUS, "max_seq_len": 192,
              "max_query_tokens": 64, "doc_stride": None},
 }
@@ -324,6 +326,9 @@ def run(args: argparse.Namespace) -> dict:
          f"--max-seq-len losing {stats['answers_truncated']} gold spans, "
          f"{stats['answers_unmappable']} gold spans unmappable) on {device} in {precision}")
 
+    # pair tasks batch whole pairs (all label queries of each), as the reference does
+    source = {inst.id: inst.source_id for inst in train_instances}
+    groups = [source[f.example_id] for f in features] if args.task == "pair" else None
     options = train_loop.TrainOptions(
         epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
         grad_accum=args.grad_accum, warmup_ratio=settings["warmup_ratio"],
@@ -339,7 +344,7 @@ def run(args: argparse.Namespace) -> dict:
 
         history = train_loop.train(model, features, options, pad_id=tokenizer.pad_token_id,
                                    max_seq_len=settings["max_seq_len"], device=device,
-                                   precision=precision, log=log)
+                                   precision=precision, log=log, groups=groups)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
 
@@ -429,7 +434,8 @@ def _defaults_help() -> str:
             for kind, values in TASK_DEFAULTS.items()]
     common = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in COMMON_DEFAULTS.items())
     return ("defaults per dataset = the mPMR-large scripts of github.com/DAMO-NLP-SG/PMR "
-            f"(*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} GPUs, ABSA 1 GPU);\n"
+            f"(*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} GPUs, ABSA 1 GPU; pair "
+            "batches count pairs);\n"
             "eqa: squad (XQuAD/MLQA) or tydiqa (a --train file named *tydiqa*); ner: wikiann, or "
             "conll when MISC occurs;\npair: pawsx or xnli by the labels. doc-stride: tokens "
             "between window starts; none = cut at max-seq-len.\n" + "\n".join(rows)
@@ -453,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     tuned = parser.add_argument_group("hyper-parameters", _defaults_help())
     tuned.add_argument("--epochs", type=float)
     tuned.add_argument("--lr", type=float)
-    tuned.add_argument("--batch-size", type=int, help="features per optimizer step")
+    tuned.add_argument("--batch-size", type=int, help="per optimizer step: features (windows, "
+                       "label queries); pair tasks: pairs, with all their label queries")
     tuned.add_argument("--max-seq-len", type=int)
     tuned.add_argument("--doc-stride", type=_doc_stride, metavar="N|none",
                        help="tokens between the starts of consecutive context windows (a step, "

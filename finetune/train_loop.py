@@ -53,7 +53,7 @@ class TrainOptions:
     lr: float = 3e-5
     """Peak learning rate, reached after warmup and decayed linearly to 0."""
     batch_size: int = 64
-    """Features per optimizer step (= micro_batch_size × grad_accum)."""
+    """Features (or groups, see `train`) per optimizer step (= micro_batch_size × grad_accum)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step; batch_size must be divisible by it."""
     warmup_ratio: float = 0.06
@@ -204,12 +204,20 @@ def batch_loss(model, batch: dict[str, Tensor], device: torch.device | None = No
 
 def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_id: int,
           max_seq_len: int, device: torch.device, precision: str = "fp32",
-          log: Callable[[dict], None] | None = None) -> list[dict]:
+          log: Callable[[dict], None] | None = None,
+          groups: Sequence[str] | None = None) -> list[dict]:
     """Fine-tune `model` in place on `features`; returns the logged records
     `{"step", "epoch", "loss", "lr", "seconds"}` (loss = mean over the steps since the last
-    record). Deterministic for a given seed on CPU."""
+    record). Deterministic for a given seed on CPU.
+
+    `groups` (optional, one id per feature, e.g. the pair a label query belongs to): batches then
+    hold whole groups and `batch_size` / `grad_accum` count groups — the reference's unit for pair
+    tasks, whose per-GPU batch is that many pairs with every label query of each
+    (PMR NLI/mNLI/utils.py collate_to_max_length_roberta: [batch, choice, L])."""
     if not features:
         raise ValueError("no training features")
+    if groups is not None and len(groups) != len(features):
+        raise ValueError(f"{len(groups)} group ids for {len(features)} features")
     if options.batch_size < 1 or options.grad_accum < 1 or options.batch_size % options.grad_accum:
         raise ValueError(f"--batch-size {options.batch_size} must be a positive multiple of "
                          f"--grad-accum {options.grad_accum}")
@@ -218,7 +226,8 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
     if options.loss_cells not in LOSS_CELLS:
         raise ValueError(f"loss_cells must be one of {LOSS_CELLS}, got {options.loss_cells!r}")
     micro = options.batch_size // options.grad_accum
-    steps_per_epoch = math.ceil(len(features) / options.batch_size)
+    units = _units(len(features), groups)
+    steps_per_epoch = math.ceil(len(units) / options.batch_size)
     total_steps = max(1, round(steps_per_epoch * options.epochs))
     warmup = int(options.warmup_ratio * total_steps)
 
@@ -232,7 +241,7 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
     records: list[dict] = []
     window: list[float] = []
     start = time.perf_counter()
-    for step, batches in enumerate(_step_batches(features, options, micro, total_steps), 1):
+    for step, batches in enumerate(_step_batches(features, units, options, micro, total_steps), 1):
         step_loss = 0.0
         step_items = [f for chunk in batches for f in chunk]
         for chunk in batches:
@@ -265,16 +274,28 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
     return records
 
 
-def _step_batches(features: Sequence[MRCFeature], options: TrainOptions, micro: int,
-                  total_steps: int) -> Iterator[list[list[MRCFeature]]]:
-    """Optimizer steps as lists of micro-batches; a fresh seeded permutation per epoch."""
+def _units(count: int, groups: Sequence[str] | None) -> list[list[int]]:
+    """Feature indices per batching unit: one feature each, or each group's (first-seen order)."""
+    if groups is None:
+        return [[i] for i in range(count)]
+    units: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        units.setdefault(group, []).append(i)
+    return list(units.values())
+
+
+def _step_batches(features: Sequence[MRCFeature], units: list[list[int]], options: TrainOptions,
+                  micro: int, total_steps: int) -> Iterator[list[list[MRCFeature]]]:
+    """Optimizer steps as lists of micro-batches of `micro` units each; a fresh seeded
+    permutation of the units per epoch."""
     generator = torch.Generator().manual_seed(options.seed)
     step = 0
     while True:
-        order = torch.randperm(len(features), generator=generator).tolist()
+        order = torch.randperm(len(units), generator=generator).tolist()
         for first in range(0, len(order), options.batch_size):
-            chosen = [features[i] for i in order[first:first + options.batch_size]]
-            yield [chosen[k:k + micro] for k in range(0, len(chosen), micro)]
+            chosen = order[first:first + options.batch_size]
+            yield [[features[i] for u in chosen[k:k + micro] for i in units[u]]
+                   for k in range(0, len(chosen), micro)]
             step += 1
             if step == total_steps:
                 return

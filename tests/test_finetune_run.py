@@ -258,6 +258,7 @@ def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data, mode):
     assert settings["lr"] == 1e-3 and settings["epochs"] == 1.0 and settings["batch_size"] == 8
     assert settings["max_query_tokens"] == 64 and settings["warmup_ratio"] == 0.06  # PAWS-X
     assert settings["explain"] == mode and settings["loss_cells"] == "cls"
+    assert results["train_loss"]["steps"] == 2  # 12 pairs at 8 pairs (16 label queries) a step
     predictions = json.loads((out / "predictions" / "de.json").read_text())
     rationales = json.loads((out / "rationales" / "de.json").read_text())
     pairs = read_pair(data["pawsx-de"])
@@ -270,6 +271,29 @@ def test_pair_with_explain_writes_rationales(tmp_path, model_dir, data, mode):
             assert r["text"] and sentence[r["start"]:r["end"]] == r["text"]
     assert cli_scores("pair", data["pawsx-de"], out / "predictions" / "de.json") == \
         results["scores"]["de"]
+
+
+def test_pair_batches_hold_whole_pairs(model_dir, data):
+    """The reference batches pairs ([batch, choice, L]): a step of batch_size pairs holds every
+    label query of each; grad_accum splits by pairs too."""
+    from data_prep.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    instances = pair_instances(read_pair(XLU / "xnli" / "dev-en.tsv")[:10], "xnli")
+    features = encode(instances, tokenizer, max_seq_len=128, doc_stride=None)
+    groups = [f.example_id.split(":")[0] for f in features]
+    units = train_loop._units(len(features), groups)
+    assert [len(u) for u in units] == [3] * 10
+    options = train_loop.TrainOptions(batch_size=4, grad_accum=2, seed=3)
+    steps = list(train_loop._step_batches(features, units, options, micro=2, total_steps=6))
+    seen = []
+    for step in steps:
+        for micro in step:
+            pairs = [f.example_id.split(":")[0] for f in micro]
+            assert all(pairs.count(p) == 3 for p in pairs) and len(set(pairs)) <= 2
+            seen += pairs
+    assert [len(step) for step in steps] == [2, 2, 1, 2, 2, 1]  # 10 pairs: 4 + 4 + 2 per epoch
+    assert sorted(seen[:30]) == sorted(groups)  # each pair once per epoch
 
 
 def forward_batch(model_dir, features):
