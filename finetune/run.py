@@ -332,8 +332,8 @@ def run(args: argparse.Namespace) -> dict:
     options = train_loop.TrainOptions(
         epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
         grad_accum=args.grad_accum, warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], seed=settings["seed"], log_every=args.log_every,
-        loss_cells="cls" if args.task == "pair" else "context")
+        weight_decay=settings["weight_decay"], seed=settings["seed"], log_every=args.log_every)
+    loss_cells = "cls" if args.task == "pair" else "context"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train_log.jsonl", "w", encoding="utf-8") as log_file:
         def log(record: dict) -> None:
@@ -342,9 +342,10 @@ def run(args: argparse.Namespace) -> dict:
             _log(f"step {record['step']} epoch {record['epoch']:.2f} loss {record['loss']:.5f} "
                  f"lr {record['lr']:.3g} {record['seconds']:.1f}s")
 
-        history = train_loop.train(model, features, options, pad_id=tokenizer.pad_token_id,
-                                   max_seq_len=settings["max_seq_len"], device=device,
-                                   precision=precision, log=log, groups=groups)
+        history = train_loop.train_mrc(model, features, options, pad_id=tokenizer.pad_token_id,
+                                       max_seq_len=settings["max_seq_len"], device=device,
+                                       precision=precision, log=log, groups=groups,
+                                       loss_cells=loss_cells)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
 
@@ -375,7 +376,7 @@ def run(args: argparse.Namespace) -> dict:
         "scores": scores, "average": avg,
         "settings": {**settings, "grad_accum": args.grad_accum, "device": str(device),
                      "precision": precision, "explain": args.explain,
-                     "loss_cells": options.loss_cells, "train_records": len(train_records),
+                     "loss_cells": loss_cells, "train_records": len(train_records),
                      "train_features": len(features)},
         "train_loss": {"first": history[0]["loss"], "last": history[-1]["loss"],
                        "steps": history[-1]["step"]},

@@ -30,21 +30,19 @@ group. Tagging windows hold max_seq_len − 2 subwords and step by doc_stride as
 doc_stride None cuts every input after its first window (what `finetune.run` does for
 sentence-level tasks, as the reference does); words beyond it are predicted "O".
 
-Training is `finetune.train_loop.train`'s recipe in plain PyTorch: AdamW (no decay on biases /
-LayerNorm, `pretrain.model.param_groups`), linear warmup and decay, clipping at 1.0, a seeded
-shuffle per epoch, padding to the longest sequence of each micro-batch, the encoder under
-`train_loop.autocast` and the loss in fp32 from the head's logits (the same cross-entropies HF
-computes). With grad_accum > 1 the step loss is exactly the full-batch loss (micro-batch sums
-divided by the step's example count; tagging: labelled-token count). Deterministic on CPU for a
-seed. Never imports DeepSpeed.
+Training is `finetune.train_loop.train`, the loop of the MRC form too: AdamW (no decay on biases
+/ LayerNorm), linear warmup and decay, clipping at 1.0, a seeded shuffle per epoch, padding to
+the longest sequence of each micro-batch, the encoder under `train_loop.autocast` and the loss in
+fp32 from the head's logits (the same cross-entropies HF computes). With grad_accum > 1 the step
+loss is the full-batch loss (micro-batch sums divided by the step's window count; tagging:
+labelled-token count). Deterministic on CPU for a seed. Never imports DeepSpeed.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from finetune.tasks import ABSA_POLARITIES, PAIR_LABELS, pair_task_of
-from finetune.train_loop import autocast, max_positions
-from pretrain.model import param_groups
+from finetune.train_loop import TrainOptions, infer, max_positions, train
 
 TASKS = ("eqa", "ner", "absa", "pair")
 DEFAULT_MAX_ANSWER_TOKENS = 30  # XTREME / HF run_squad --max_answer_length
@@ -348,89 +345,32 @@ def _encode_pair(records: list, tokenizer, max_seq_len: int,
 
 def fine_tune(task: str, model, tokenizer, train_records: list, settings: dict, *,
               pair_task: str | None, device, precision: str,
-              log: Callable[[dict], None] | None = None) -> list[dict]:
-    """Fine-tune `model` (from `load_standard_model`) in place on `train_records`; returns the
-    logged records `{"step", "epoch", "loss", "lr", "seconds"}` (loss = mean over the optimizer
-    steps since the previous record; always the first and the last step). `settings`: lr, epochs
-    (fractions allowed), batch_size (windows per optimizer step), grad_accum, max_seq_len,
-    max_query_tokens, doc_stride, warmup_ratio, weight_decay, seed, log_every."""
-    from transformers import get_linear_schedule_with_warmup
-
+              log: Callable[[dict], None] | None = None,
+              stats: Counter | None = None) -> list[dict]:
+    """Fine-tune `model` (from `load_standard_model`) in place on `train_records` with
+    `finetune.train_loop.train`; returns the logged records `{"step", "epoch", "loss", "lr",
+    "seconds"}` (loss = mean over the optimizer steps since the previous record; always the first
+    and the last step). `settings`: lr, epochs (fractions allowed), batch_size (windows per
+    optimizer step), grad_accum, max_seq_len, max_query_tokens, doc_stride, warmup_ratio,
+    weight_decay, seed, log_every. `stats` (optional) counts the training `windows`."""
     device = torch.device(device)
     windows = encode(task, train_records, tokenizer, _checked(task, model, settings),
                      with_targets=True, label2id=_label2id(task, model, pair_task))
     if not windows:
         raise ValueError("no training records")
-    batch_size, grad_accum = int(settings["batch_size"]), int(settings.get("grad_accum") or 1)
-    if batch_size < 1 or grad_accum < 1 or batch_size % grad_accum:
-        raise ValueError(f"--batch-size {batch_size} must be a positive multiple of "
-                         f"--grad-accum {grad_accum}")
-    if settings["epochs"] <= 0:
-        raise ValueError(f"--epochs must be positive, got {settings['epochs']}")
-    steps_per_epoch = math.ceil(len(windows) / batch_size)
-    total_steps = max(1, round(steps_per_epoch * settings["epochs"]))
-    warmup = int(settings["warmup_ratio"] * total_steps)
-    log_every = max(1, int(settings.get("log_every") or 10))
-
+    if stats is not None:
+        stats["windows"] += len(windows)
+    options = TrainOptions(
+        epochs=settings["epochs"], lr=settings["lr"], batch_size=int(settings["batch_size"]),
+        grad_accum=int(settings.get("grad_accum") or 1), warmup_ratio=settings["warmup_ratio"],
+        weight_decay=settings["weight_decay"], adam_eps=ADAM_EPS, max_grad_norm=MAX_GRAD_NORM,
+        seed=settings["seed"], log_every=int(settings.get("log_every") or 10))
     torch.manual_seed(settings["seed"])  # dropout
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(param_groups(model, settings["weight_decay"]),
-                                  lr=settings["lr"], eps=ADAM_EPS)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     pad_id = tokenizer.pad_token_id
-    records: list[dict] = []
-    since_log: list[float] = []
-    start = time.perf_counter()
-    batches = _step_batches(windows, batch_size, batch_size // grad_accum, total_steps,
-                            settings["seed"])
-    for step, chunks in enumerate(batches, 1):
-        units = sum(_loss_units(task, chunk) for chunk in chunks)
-        step_loss = 0.0
-        for chunk in chunks:
-            batch = {k: v.to(device) for k, v in collate(task, chunk, pad_id).items()}
-            with autocast(device, precision):
-                output = model(input_ids=batch["input_ids"],
-                               attention_mask=batch["attention_mask"])
-            loss = loss_sum(task, output, batch) / max(units, 1)
-            scaler.scale(loss).backward()
-            step_loss += float(loss.detach())
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        lr = scheduler.get_last_lr()[0]
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(step_loss):
-            raise FloatingPointError(f"loss is {step_loss} at step {step}; lower --lr or use "
-                                     "--precision fp32")
-        since_log.append(step_loss)
-        if step == 1 or step % log_every == 0 or step == total_steps:
-            record = {"step": step, "epoch": round(step / steps_per_epoch, 3),
-                      "loss": sum(since_log) / len(since_log), "lr": lr,
-                      "seconds": round(time.perf_counter() - start, 2)}
-            records.append(record)
-            since_log = []
-            if log is not None:
-                log(record)
-    model.eval()
-    return records
-
-
-def _step_batches(windows: list[Window], batch_size: int, micro: int, total_steps: int,
-                  seed: int) -> Iterator[list[list[Window]]]:
-    """Optimizer steps as lists of micro-batches; a fresh seeded permutation per epoch."""
-    generator = torch.Generator().manual_seed(seed)
-    step = 0
-    while True:
-        order = torch.randperm(len(windows), generator=generator).tolist()
-        for first in range(0, len(order), batch_size):
-            chosen = [windows[i] for i in order[first:first + batch_size]]
-            yield [chosen[k:k + micro] for k in range(0, len(chosen), micro)]
-            step += 1
-            if step == total_steps:
-                return
+    return train(model, windows, options, collate_fn=lambda chunk: collate(task, chunk, pad_id),
+                 loss_fn=lambda output, batch: loss_sum(task, output, batch),
+                 units_fn=lambda chunk: _loss_units(task, chunk), reduction="sum",
+                 device=device, precision=precision, log=log)
 
 
 def collate(task: str, windows: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
@@ -499,29 +439,23 @@ def predict(task: str, model, tokenizer, records: list, settings: dict, *,
                   max_answer_tokens=max_answer)
 
 
-@torch.no_grad()
 def window_logits(task: str, model, windows: Sequence[Window], *, pad_id: int, device,
                   precision: str = "fp32", batch_size: int = EVAL_BATCH_SIZE) -> list[np.ndarray]:
     """The head's float32 logits per window, in input order: eqa [T, 2] (start, end), tagging
     [T, C], pair [C] (T = len(window.input_ids)). Windows are batched by length."""
-    device = torch.device(device)
-    model.to(device).eval()
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-    out: list[np.ndarray | None] = [None] * len(windows)
-    for first in range(0, len(order), batch_size):
-        index = order[first:first + batch_size]
-        chunk = [Window(windows[i].record, windows[i].input_ids) for i in index]  # no targets
-        batch = {k: v.to(device) for k, v in collate(task, chunk, pad_id).items()}
-        with autocast(device, precision):
-            output = model(**batch)
+    def read(output, chunk: Sequence[Window]) -> list[np.ndarray]:
         if task == "eqa":
             logits = torch.stack([output.start_logits, output.end_logits], dim=-1)  # [B, T, 2]
         else:
             logits = output.logits  # [B, T, C] or [B, C]
         logits = logits.float().cpu().numpy()
-        for row, i in enumerate(index):
-            out[i] = logits[row, :len(windows[i].input_ids)] if logits.ndim == 3 else logits[row]
-    return out
+        return [logits[row, :len(w.input_ids)] if logits.ndim == 3 else logits[row]
+                for row, w in enumerate(chunk)]
+
+    return infer(model, windows, device=torch.device(device), precision=precision,
+                 batch_size=batch_size, read_fn=read,
+                 collate_fn=lambda chunk: collate(  # without targets
+                     task, [Window(w.record, w.input_ids) for w in chunk], pad_id))
 
 
 def decode(task: str, records: list, windows: Sequence[Window], logits: Sequence[np.ndarray], *,

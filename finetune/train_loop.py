@@ -1,6 +1,13 @@
-"""Plain-PyTorch fine-tuning of an mPMR Hugging Face model on encoded MRC features, and span
-logits for evaluation.
+"""The fine-tuning loop of both forms (`finetune.run --form mrc|standard`) in plain PyTorch, and
+the mPMR model pieces of the MRC form.
 
+* `train` — one loop for any items: a seeded shuffle per epoch (optionally of whole groups, the
+  pairs of the MRC form), micro-batches collated and padded to their longest sequence, the
+  encoder under optional `torch.autocast` (bf16 / fp16 on CUDA; the loss stays fp32), AdamW (no
+  decay on biases / LayerNorm), linear warmup and decay, gradient clipping, the grad-accum
+  weighting of the micro-batch losses and the logged records. `finetune.standard.fine_tune`
+  runs it with the stock heads' cross-entropies, `train_mrc` with `span_loss`.
+* `infer` — outputs of the model on items batched by length, in input order (both forms).
 * `load_model` — an `MPMRForSpanExtraction` folder (`pretrain.convert_to_hf` output), or a plain
   XLM-R folder whose encoder is loaded and whose extractor is freshly initialised (the baseline);
   encoder and extractor dropout set to `dropout` (PMR train-*.py `--drop` 0.1 → hidden dropout).
@@ -11,11 +18,8 @@ logits for evaluation.
   the reference's `label_mask`: `"context"` (EQA, NER, ABSA; PMR QA/mQA/data.py,
   NER/mNER/data.py, ABSA/mABSA/data.py) = every context cell i ≤ j, target 1 at the gold spans,
   never the [CLS] row or Z_00; `"cls"` (pair tasks; PMR NLI/mNLI/data.py `[1] + [0] * …`) = Z_00
-  alone, target `relevant`.
-* `train` — AdamW (no decay on biases / LayerNorm) + linear warmup and decay, gradient clipping,
-  padding to the longest sequence of each micro-batch, a seeded shuffle per epoch; optional
-  `torch.autocast` (bf16 / fp16) of the encoder on CUDA (span logits and loss stay fp32). With
-  `grad_accum` > 1 the step loss is the size-weighted mean of the micro-batch means.
+  alone, target `relevant`. With grad_accum > 1 the MRC step loss is the size-weighted mean of
+  the micro-batch means.
 * `feature_logits` — the span logits of each feature, [n, n] float32 numpy per feature.
 
 Never imports DeepSpeed (`pretrain.model` and `pretrain.data` do not either).
@@ -31,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +47,8 @@ from pretrain.data import MRCCollator
 from pretrain.model import param_groups, span_logits, span_targets
 
 LOSS_CELLS = ("context", "cls")
+REDUCTIONS = ("mean", "sum")
+Item = TypeVar("Item")  # a training / inference item: MRCFeature, standard.Window
 
 
 @dataclass
@@ -49,11 +56,11 @@ class TrainOptions:
     """Optimisation settings (defaults of `finetune.run` fill these per task)."""
 
     epochs: float = 3.0
-    """Passes over the training features (fractions allowed: 0.5 = half the steps of one)."""
+    """Passes over the training items (fractions allowed: 0.5 = half the steps of one)."""
     lr: float = 3e-5
     """Peak learning rate, reached after warmup and decayed linearly to 0."""
     batch_size: int = 64
-    """Features (or groups, see `train`) per optimizer step (= micro_batch_size × grad_accum)."""
+    """Items (or groups, see `train`) per optimizer step (= micro_batch_size × grad_accum)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step; batch_size must be divisible by it."""
     warmup_ratio: float = 0.06
@@ -64,8 +71,6 @@ class TrainOptions:
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (≤ 0: no clipping)."""
     seed: int = 42
-    loss_cells: str = "context"
-    """Cells in the loss: "context" (span tasks) or "cls" (Z_00 only: pair tasks)."""
     log_every: int = 10
     """Log the loss every N optimizer steps (and always at the first and the last)."""
 
@@ -190,43 +195,43 @@ def span_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor], cells: str = "cont
     return cell_loss[cells_mask].sum() / cells_mask.sum().clamp_min(1)
 
 
-def batch_loss(model, batch: dict[str, Tensor], device: torch.device | None = None,
-               precision: str = "fp32", cells: str = "context") -> Tensor:
-    """Mean `span_loss` of one batch, fp32 scalar. Only the encoder runs under autocast: the
-    span logits and the loss are computed in fp32 (autocast would run their bmm in bf16 /
-    fp16)."""
-    with autocast(device or batch["input_ids"].device, precision):
-        out = _forward(model, batch)
-    return span_loss(out.query_states, out.last_hidden_state, batch, cells)
-
-
 # ---------------------------------------------------------------------------- training
 
-def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_id: int,
-          max_seq_len: int, device: torch.device, precision: str = "fp32",
-          log: Callable[[dict], None] | None = None,
-          groups: Sequence[str] | None = None) -> list[dict]:
-    """Fine-tune `model` in place on `features`; returns the logged records
+def train(model, items: Sequence[Item], options: TrainOptions, *,
+          collate_fn: Callable[[Sequence[Item]], dict[str, Tensor]],
+          loss_fn: Callable[[object, dict[str, Tensor]], Tensor], device: torch.device,
+          precision: str = "fp32", log: Callable[[dict], None] | None = None,
+          groups: Sequence[str] | None = None,
+          units_fn: Callable[[Sequence[Item]], int] = len, reduction: str = "mean") -> list[dict]:
+    """Fine-tune `model` in place on `items` (the loop of both forms); returns the logged records
     `{"step", "epoch", "loss", "lr", "seconds"}` (loss = mean over the steps since the last
-    record). Deterministic for a given seed on CPU.
+    record). Deterministic for a given seed on CPU (seed torch first where dropout matters).
 
-    `groups` (optional, one id per feature, e.g. the pair a label query belongs to): batches then
+    `collate_fn(items)` → a batch with input_ids / attention_mask [B, T] (and the targets); the
+    encoder runs `model(input_ids=…, attention_mask=…)` under `autocast`, then
+    `loss_fn(output, batch)` → fp32 scalar outside it. Grad-accum weighting: with
+    `reduction="mean"` the loss is the micro-batch's mean and the step loss the micro-batch means
+    weighted by their share of the step's `units_fn` units; with "sum" it is the sum over the
+    micro-batch's units and the step loss that sum over the step's units (exactly the full-batch
+    mean). `units_fn` defaults to the number of items.
+
+    `groups` (optional, one id per item, e.g. the pair a label query belongs to): batches then
     hold whole groups and `batch_size` / `grad_accum` count groups — the reference's unit for pair
     tasks, whose per-GPU batch is that many pairs with every label query of each
     (PMR NLI/mNLI/utils.py collate_to_max_length_roberta: [batch, choice, L])."""
-    if not features:
+    if not items:
         raise ValueError("no training features")
-    if groups is not None and len(groups) != len(features):
-        raise ValueError(f"{len(groups)} group ids for {len(features)} features")
+    if groups is not None and len(groups) != len(items):
+        raise ValueError(f"{len(groups)} group ids for {len(items)} features")
     if options.batch_size < 1 or options.grad_accum < 1 or options.batch_size % options.grad_accum:
         raise ValueError(f"--batch-size {options.batch_size} must be a positive multiple of "
                          f"--grad-accum {options.grad_accum}")
     if options.epochs <= 0:
         raise ValueError(f"--epochs must be positive, got {options.epochs}")
-    if options.loss_cells not in LOSS_CELLS:
-        raise ValueError(f"loss_cells must be one of {LOSS_CELLS}, got {options.loss_cells!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     micro = options.batch_size // options.grad_accum
-    units = _units(len(features), groups)
+    units = _units(len(items), groups)
     steps_per_epoch = math.ceil(len(units) / options.batch_size)
     total_steps = max(1, round(steps_per_epoch * options.epochs))
     warmup = int(options.warmup_ratio * total_steps)
@@ -241,13 +246,16 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
     records: list[dict] = []
     window: list[float] = []
     start = time.perf_counter()
-    for step, batches in enumerate(_step_batches(features, units, options, micro, total_steps), 1):
+    for step, batches in enumerate(_step_batches(items, units, options, micro, total_steps), 1):
         step_loss = 0.0
-        step_items = [f for chunk in batches for f in chunk]
-        for chunk in batches:
-            batch = _to(collate(chunk, pad_id, max_seq_len), device)
-            loss = batch_loss(model, batch, device, precision, options.loss_cells) * (
-                len(chunk) / len(step_items))
+        counts = [units_fn(chunk) for chunk in batches]
+        step_units = sum(counts)
+        for chunk, count in zip(batches, counts):
+            batch = _to(collate_fn(chunk), device)
+            with autocast(device, precision):
+                output = _forward(model, batch)
+            loss = loss_fn(output, batch)
+            loss = loss * (count / step_units) if reduction == "mean" else loss / max(step_units, 1)
             scaler.scale(loss).backward()
             step_loss += float(loss.detach())
         if options.max_grad_norm > 0:
@@ -274,8 +282,24 @@ def train(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_i
     return records
 
 
+def train_mrc(model, features: Sequence[MRCFeature], options: TrainOptions, *, pad_id: int,
+              max_seq_len: int, device: torch.device, precision: str = "fp32",
+              log: Callable[[dict], None] | None = None, groups: Sequence[str] | None = None,
+              loss_cells: str = "context") -> list[dict]:
+    """`train` on MRC features: `collate`, `span_loss` over `loss_cells` ("context": span tasks,
+    "cls": Z_00 alone, pair tasks), the step loss the feature-weighted mean of the micro-batch
+    losses. Returns `train`'s records."""
+    if loss_cells not in LOSS_CELLS:
+        raise ValueError(f"loss_cells must be one of {LOSS_CELLS}, got {loss_cells!r}")
+    return train(model, features, options,
+                 collate_fn=lambda chunk: collate(chunk, pad_id, max_seq_len),
+                 loss_fn=lambda out, batch: span_loss(out.query_states, out.last_hidden_state,
+                                                      batch, loss_cells),
+                 device=device, precision=precision, log=log, groups=groups)
+
+
 def _units(count: int, groups: Sequence[str] | None) -> list[list[int]]:
-    """Feature indices per batching unit: one feature each, or each group's (first-seen order)."""
+    """Item indices per batching unit: one item each, or each group's (first-seen order)."""
     if groups is None:
         return [[i] for i in range(count)]
     units: dict[str, list[int]] = {}
@@ -284,8 +308,8 @@ def _units(count: int, groups: Sequence[str] | None) -> list[list[int]]:
     return list(units.values())
 
 
-def _step_batches(features: Sequence[MRCFeature], units: list[list[int]], options: TrainOptions,
-                  micro: int, total_steps: int) -> Iterator[list[list[MRCFeature]]]:
+def _step_batches(items: Sequence[Item], units: list[list[int]], options: TrainOptions,
+                  micro: int, total_steps: int) -> Iterator[list[list[Item]]]:
     """Optimizer steps as lists of micro-batches of `micro` units each; a fresh seeded
     permutation of the units per epoch."""
     generator = torch.Generator().manual_seed(options.seed)
@@ -294,7 +318,7 @@ def _step_batches(features: Sequence[MRCFeature], units: list[list[int]], option
         order = torch.randperm(len(units), generator=generator).tolist()
         for first in range(0, len(order), options.batch_size):
             chosen = order[first:first + options.batch_size]
-            yield [[features[i] for u in chosen[k:k + micro] for i in units[u]]
+            yield [[items[i] for u in chosen[k:k + micro] for i in units[u]]
                    for k in range(0, len(chosen), micro)]
             step += 1
             if step == total_steps:
@@ -304,26 +328,39 @@ def _step_batches(features: Sequence[MRCFeature], units: list[list[int]], option
 # ---------------------------------------------------------------------------- inference
 
 @torch.no_grad()
+def infer(model, items: Sequence[Item], *,
+          collate_fn: Callable[[Sequence[Item]], dict[str, Tensor]],
+          read_fn: Callable[[object, Sequence[Item]], list], device: torch.device,
+          precision: str = "fp32", batch_size: int = 64) -> list:
+    """`read_fn(output, chunk)` (one result per item of the chunk) for every item, in input
+    order. Items (with `input_ids`) are batched by length so that padding stays small; the
+    encoder runs under `autocast`, `read_fn` outside it."""
+    model.to(device).eval()
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    out: list = [None] * len(items)
+    for first in range(0, len(order), batch_size):
+        index = order[first:first + batch_size]
+        chunk = [items[i] for i in index]
+        batch = _to(collate_fn(chunk), device)
+        with autocast(device, precision):
+            output = _forward(model, batch)
+        for i, result in zip(index, read_fn(output, chunk)):
+            out[i] = result
+    return out
+
+
 def feature_logits(model, features: Sequence[MRCFeature], *, pad_id: int, max_seq_len: int,
                    device: torch.device, precision: str = "fp32",
                    batch_size: int = 64) -> list[np.ndarray]:
-    """Span logits Z [n, n] float32 (n = len(feature.input_ids)) per feature, in input order.
-    Features are batched by length so that padding stays small."""
-    model.to(device).eval()
-    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
-    out: list[np.ndarray | None] = [None] * len(features)
-    for first in range(0, len(order), batch_size):
-        index = order[first:first + batch_size]
-        chunk = [features[i] for i in index]
-        batch = _to(collate(chunk, pad_id, max_seq_len), device)
-        with autocast(device, precision):
-            encoded = _forward(model, batch)
+    """Span logits Z [n, n] float32 (n = len(feature.input_ids)) per feature, in input order."""
+    def read(encoded, chunk: Sequence[MRCFeature]) -> list[np.ndarray]:
         logits = span_logits(encoded.query_states, encoded.last_hidden_state)  # [B, T, T] fp32
         logits = logits.float().cpu().numpy()
-        for row, i in enumerate(index):
-            n = len(features[i].input_ids)
-            out[i] = logits[row, :n, :n].copy()
-    return out
+        return [logits[row, :len(f.input_ids), :len(f.input_ids)].copy()
+                for row, f in enumerate(chunk)]
+
+    return infer(model, features, collate_fn=lambda chunk: collate(chunk, pad_id, max_seq_len),
+                 read_fn=read, device=device, precision=precision, batch_size=batch_size)
 
 
 def warn(message: str) -> None:

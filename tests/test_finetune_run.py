@@ -374,9 +374,9 @@ def test_training_is_deterministic_for_a_seed(model_dir, data):
         model = train_loop.load_model(model_dir)
         options = train_loop.TrainOptions(epochs=1, lr=1e-3, batch_size=4, grad_accum=2,
                                           seed=seed, log_every=1)
-        return [r["loss"] for r in train_loop.train(model, features, options, pad_id=1,
-                                                    max_seq_len=128,
-                                                    device=torch.device("cpu"))]
+        return [r["loss"] for r in train_loop.train_mrc(model, features, options, pad_id=1,
+                                                        max_seq_len=128,
+                                                        device=torch.device("cpu"))]
 
     first = losses(5)
     assert len(first) == 3 and first == losses(5)

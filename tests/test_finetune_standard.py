@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from finetune import evaluate as evaluate_cli
-from finetune import metrics, standard, tasks
+from finetune import metrics, standard, tasks, train_loop
 from paths import SHARED_DATA
 
 XLU = SHARED_DATA / "xlu"
@@ -448,7 +448,9 @@ def test_step_loss_is_hf_heads_loss_whatever_the_grad_accum(folders, records, ta
         if grad_accum == 1:
             windows = standard.encode(task, recs, tokenizer, settings, with_targets=True,
                                       label2id=standard._label2id(task, model, None))
-            [[first_step]] = standard._step_batches(windows, 8, 8, 1, settings["seed"])
+            units = train_loop._units(len(windows), None)
+            options = train_loop.TrainOptions(batch_size=8, seed=settings["seed"])
+            [[first_step]] = train_loop._step_batches(windows, units, options, 8, 1)
             with torch.no_grad():
                 hf_loss = float(model(**standard.collate(task, first_step,
                                                          tokenizer.pad_token_id)).loss)
