@@ -1,30 +1,36 @@
-"""Fine-tune an mPMR (or plain XLM-R) Hugging Face model on one XLU task in MRC form and
-evaluate it zero-shot on every given language.
+"""Fine-tune an mPMR (or plain XLM-R) Hugging Face model on one XLU task, in MRC form or with the
+standard heads, and evaluate it zero-shot on every given language.
 
     python -m finetune.run --task ner --model HF_DIR --train panx/train-en.tsv \\
         --eval en=panx/test-en.tsv --eval de=panx/test-de.tsv --eval zh=panx/test-zh.tsv --out DIR
+    python -m finetune.run --form standard --task ner --model xlm-roberta-large ...   # baseline
 
 Tasks: `eqa` (SQuAD-format JSON: SQuAD → XQuAD / MLQA, TyDiQA-GoldP), `ner` (WikiAnn / CoNLL),
 `absa` (SemEval-16 in XABSA format), `pair` (PAWS-X or XNLI TSV; which one is read from the
 labels). `--model` is a folder from `python -m pretrain.convert_to_hf` or a plain XLM-R folder
-(e.g. an official xlm-roberta-large download: the encoder loads, the extractor starts random —
-the XLM-R baseline of the paper).
+(e.g. an official xlm-roberta-large download).
 
-The method is the mPMR reference code's (github.com/DAMO-NLP-SG/PMR, commit e2ca84b): query texts
-from `finetune.queries` (NER / ABSA queries in the --eval language where the reference translated
-them), the loss over the reference's cells (`train_loop.span_loss`), EQA windows every
-`--doc-stride` tokens and no answer-length cap, sentence-level inputs cut at --max-seq-len.
+`--form mrc` (default) is the mPMR reference code's method (github.com/DAMO-NLP-SG/PMR, commit
+e2ca84b): query texts from `finetune.queries` (NER / ABSA queries in the --eval language where the
+reference translated them), the loss over the reference's cells (`train_loop.span_loss`), EQA
+windows every `--doc-stride` tokens and no answer-length cap, sentence-level inputs cut at
+--max-seq-len; a plain XLM-R folder gets a fresh extractor. `--form standard` fine-tunes the
+stock transformers heads instead (`finetune.standard`: QA start/end, token and sequence
+classification; EQA answers of at most 30 tokens unless --max-answer-tokens) — the XLM-R baseline
+of the paper, from any XLM-R or exported folder. Both forms share the readers, metrics, outputs,
+defaults and the training loop (`finetune.forms`, `train_loop.train`).
 Defaults per dataset (`TASK_DEFAULTS`) are the reference's mPMR-large scripts (*-large.sh);
 `--batch-size` is the whole batch of one optimizer step, i.e. their per-GPU batch × the 4 GPUs
-they ran (ABSA: 1 GPU), counted in features (windows / label queries) except for pair tasks, where
-it counts pairs and a batch holds every label query of each pair (as the reference batches them).
+they ran (ABSA: 1 GPU), counted in features (windows / label queries; standard form: windows)
+except for pair tasks, where it counts pairs (MRC form: with every label query of each pair, as
+the reference batches them).
 
 Outputs in DIR: `predictions/{name}.json` (the formats `python -m finetune.evaluate` reads, so
 `python -m finetune.evaluate --task T --gold FILE --pred DIR/predictions/{name}.json` prints the
-same scores), `rationales/{name}.json` (pair tasks with --explain), `results.json` (scores per
-language, their average, the settings), `train_log.jsonl`, and `model/` (the fine-tuned model +
-tokenizer, loadable like the input folder). Exit status 2 on unreadable input, naming file:line.
-Never imports DeepSpeed.
+same scores), `rationales/{name}.json` (pair tasks with --explain), `results.json` (the form,
+scores per language, their average, the settings), `train_log.jsonl`, and `model/` (the
+fine-tuned model + tokenizer, loadable like the input folder). Exit status 2 on unreadable input,
+naming file:line. Never imports DeepSpeed.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ import argparse
 import json
 import re
 import sys
-from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from finetune.forms import FORMS, note, warn
 
 TASKS = ("eqa", "ner", "absa", "pair")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -75,7 +82,6 @@ TASK_DEFAULTS: dict[str, dict] = {
 }
 METRIC_COLUMNS = {"eqa": ("exact_match", "f1"), "ner": ("precision", "recall", "f1"),
                   "absa": ("precision", "recall", "f1"), "pair": ("accuracy",)}
-EVAL_CHUNK_FEATURES = 512  # features whose [n, n] logits are held in memory at once
 
 
 @dataclass(frozen=True)
@@ -121,40 +127,6 @@ def task_kind(task: str, train_records: list, train_path: str | Path = "") -> st
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
-def task_queries(kind: str, lang: str = "en") -> tuple[dict[str, str] | str | None, str | None]:
-    """(queries, their language): label queries of tagging kinds in `lang` where the reference
-    translated them (else English), the pair sub-task name for pair kinds, (None, None) for EQA."""
-    from finetune.queries import PAIR_KINDS, TAGGING_KINDS, tagging_queries
-
-    if kind in TAGGING_KINDS:
-        return tagging_queries(kind, lang)
-    if kind in PAIR_KINDS:
-        return kind, "en"
-    return None, None
-
-
-def make_instances(task: str, records: list, queries) -> list:
-    from finetune import mrc_form
-
-    if task == "eqa":
-        return mrc_form.eqa_instances(records)
-    if task in ("ner", "absa"):
-        return mrc_form.tagging_instances(records, queries)
-    return mrc_form.pair_instances(records, queries)
-
-
-def decode(task: str, instances: list, features: list, logits: list,
-           max_answer_tokens: int | None = None) -> dict:
-    """Predictions in `finetune.evaluate`'s format for these instances."""
-    from finetune import decode as dec
-
-    if task == "eqa":
-        return dec.decode_eqa(instances, features, logits, max_answer_tokens=max_answer_tokens)
-    if task in ("ner", "absa"):
-        return dec.decode_tagging(instances, features, logits)
-    return dec.decode_pair(instances, features, logits)
-
-
 def score(task: str, gold: list, predictions: dict, mlqa_lang: str | None = None) -> dict:
     """The scores `finetune.evaluate` prints for the same gold file and predictions."""
     from finetune import metrics
@@ -177,61 +149,13 @@ def eqa_normalisation(spec: EvalSet, eqa_norm: str) -> str | None:
     detected = spec.mlqa_lang or mlqa_context_lang(spec.path)
     if eqa_norm == "squad":
         if detected:
-            _warn(f"--eval {spec.name}: {spec.path} is an MLQA file, scored with SQuAD's "
-                  "normalisation because of --eqa-norm squad")
+            warn(f"--eval {spec.name}: {spec.path} is an MLQA file, scored with SQuAD's "
+                 "normalisation because of --eqa-norm squad")
         return None
     return detected or (spec.name if eqa_norm == "mlqa" else None)
 
 
-# ---------------------------------------------------------------------------- evaluation
-
-def predict(task: str, model, tokenizer, instances: list, settings: dict, *, device, precision,
-            explain: str | None = None, stats: Counter | None = None) -> tuple[dict, dict]:
-    """Decode every instance, a chunk of whole records at a time (bounded memory).
-    Returns (predictions, rationales); rationales only for pair tasks with `explain` ("paper":
-    two extra runs per pair, `decode.explain_runs`; "reference": `decode.explain_pair`)."""
-    from finetune.decode import explain_pair, explain_runs
-    from finetune.mrc_form import encode, explain_instances
-    from finetune.train_loop import feature_logits
-
-    groups: dict[str, list] = {}
-    for inst in instances:
-        groups.setdefault(inst.source_id, []).append(inst)
-    predictions: dict = {}
-    rationales: dict = {}
-    chunk: list = []
-    encode_args = {k: settings[k] for k in ("max_seq_len", "doc_stride", "max_query_tokens")}
-
-    def run_model(batch: list) -> tuple[list, list]:
-        features = encode(batch, tokenizer, stats=stats, **encode_args)
-        return features, feature_logits(model, features, pad_id=tokenizer.pad_token_id,
-                                        max_seq_len=settings["max_seq_len"], device=device,
-                                        precision=precision)
-
-    def flush() -> None:
-        features, logits = run_model(chunk)
-        found = decode(task, chunk, features, logits, settings.get("max_answer_tokens"))
-        predictions.update(found)
-        if explain == "reference":
-            spans = explain_pair(chunk, features, logits, labels=found)
-        elif explain == "paper":
-            runs = explain_instances(chunk, found, tokenizer.sep_token)
-            spans = explain_runs(runs, *run_model(runs))
-        if explain:
-            for source_id, found_spans in spans.items():
-                rationales[source_id] = {"label": found.get(source_id),
-                                         "rationales": [asdict(r) for r in found_spans]}
-        chunk.clear()
-
-    # instances per record ≈ labels; a chunk holds about EVAL_CHUNK_FEATURES windows
-    for group in groups.values():
-        chunk.extend(group)
-        if len(chunk) >= EVAL_CHUNK_FEATURES:
-            flush()
-    if chunk:
-        flush()
-    return predictions, rationales
-
+# ---------------------------------------------------------------------------- reporting
 
 def average(scores: dict[str, dict], columns: tuple[str, ...]) -> dict[str, float]:
     """Unweighted mean of each metric over the languages (as XTREME / the paper average)."""
@@ -266,13 +190,10 @@ def resolve_settings(args: argparse.Namespace, kind: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train, save, evaluate; returns the results.json content."""
+    """Train, save, evaluate in `args.form`; returns the results.json content."""
     import transformers
 
-    from data_prep.tokenizer import load_tokenizer
     from finetune import train_loop
-    from finetune.mrc_form import SPECIAL_TOKENS, encode
-    from finetune.queries import TAGGING_KINDS
 
     out = Path(args.out)
     device = train_loop.pick_device(args.device)
@@ -285,99 +206,67 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"{args.train}: no training examples")
     kind = task_kind(args.task, train_records, args.train)
     settings = resolve_settings(args, kind)
-    query_langs: dict[str, str | None] = {}
-
-    def instances_for(records: list, path, lang: str, name: str) -> list:
-        queries, used = task_queries(kind, lang if args.query_lang == "eval" else "en")
-        query_langs[name] = used
-        if kind in TAGGING_KINDS and used != lang and args.query_lang == "eval":
-            _warn(f"{name}: the reference has no {kind} queries in {lang!r}; using English")
-        try:
-            return make_instances(args.task, records, queries)
-        except ValueError as err:  # e.g. a label that has no query
-            raise ValueError(f"{path}: {err}") from None
-
-    train_instances = instances_for(train_records, args.train, args.train_lang, "train")
+    form = FORMS[args.form](args, kind, settings)
+    train_inputs = form.inputs(train_records, args.train, args.train_lang, "train")
     evals = []  # read every eval file before training: a bad one fails fast
     for spec in args.eval:
         gold = read_records(args.task, spec.path, kind if args.task == "pair" else "auto")
         lang = spec.mlqa_lang or spec.name
-        evals.append((spec, gold, instances_for(gold, spec.path, lang, spec.name)))
+        evals.append((spec, gold, form.inputs(gold, spec.path, lang, spec.name)))
 
     transformers.utils.logging.disable_progress_bar()
-    transformers.set_seed(settings["seed"])  # before load_model: a fresh extractor is random
-    tokenizer = load_tokenizer(args.model)
-    model = train_loop.load_model(args.model, dropout=settings["dropout"])
+    model, tokenizer = form.load()
     limit = train_loop.max_positions(model)
     if settings["max_seq_len"] > limit:
-        _warn(f"--max-seq-len {settings['max_seq_len']} exceeds the model's {limit} positions; "
-              f"using {limit}")
+        warn(f"--max-seq-len {settings['max_seq_len']} exceeds the model's {limit} positions; "
+             f"using {limit}")
         settings["max_seq_len"] = limit
-    window = settings["max_seq_len"] - settings["max_query_tokens"] - SPECIAL_TOKENS
-    if settings["doc_stride"] is not None and settings["doc_stride"] > window:
-        _warn(f"--doc-stride {settings['doc_stride']} exceeds the {window}-token context window "
-              f"(tokens would be skipped); using {window}")
+    window = form.context_window()
+    if window is not None and settings["doc_stride"] is not None \
+            and settings["doc_stride"] > window:
+        warn(f"--doc-stride {settings['doc_stride']} exceeds the {window}-token context window "
+             f"(tokens would be skipped); using {window}")
         settings["doc_stride"] = window
-    encode_args = {k: settings[k] for k in ("max_seq_len", "doc_stride", "max_query_tokens")}
-    stats: Counter = Counter()
-    features = encode(train_instances, tokenizer, stats=stats, **encode_args)
-    _log(f"train ({kind}): {len(train_records)} records → {stats['features']} features "
-         f"({stats['windows_split']} split into windows, {stats['contexts_truncated']} cut at "
-         f"--max-seq-len losing {stats['answers_truncated']} gold spans, "
-         f"{stats['answers_unmappable']} gold spans unmappable) on {device} in {precision}")
-
-    # pair tasks batch whole pairs (all label queries of each), as the reference does
-    source = {inst.id: inst.source_id for inst in train_instances}
-    groups = [source[f.example_id] for f in features] if args.task == "pair" else None
-    options = train_loop.TrainOptions(
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
-        grad_accum=args.grad_accum, warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], seed=settings["seed"], log_every=args.log_every)
-    loss_cells = "cls" if args.task == "pair" else "context"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train_log.jsonl", "w", encoding="utf-8") as log_file:
         def log(record: dict) -> None:
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
-            _log(f"step {record['step']} epoch {record['epoch']:.2f} loss {record['loss']:.5f} "
+            note(f"step {record['step']} epoch {record['epoch']:.2f} loss {record['loss']:.5f} "
                  f"lr {record['lr']:.3g} {record['seconds']:.1f}s")
 
-        history = train_loop.train_mrc(model, features, options, pad_id=tokenizer.pad_token_id,
-                                       max_seq_len=settings["max_seq_len"], device=device,
-                                       precision=precision, log=log, groups=groups,
-                                       loss_cells=loss_cells)
+        history, facts = form.train(model, tokenizer, train_records, train_inputs, device,
+                                    precision, log)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
 
     scores: dict[str, dict] = {}
     norms: dict[str, str] = {}
-    for spec, gold, instances in evals:
-        eval_stats: Counter = Counter()
-        predictions, rationales = predict(args.task, model, tokenizer, instances, settings,
-                                          device=device, precision=precision,
-                                          explain=args.explain, stats=eval_stats)
+    for spec, gold, inputs in evals:
+        predictions, rationales, eval_stats = form.predict(model, tokenizer, inputs, device,
+                                                           precision)
         _write_json(out / "predictions" / f"{spec.name}.json", predictions)
-        if args.explain:
+        if rationales is not None:
             _write_json(out / "rationales" / f"{spec.name}.json", rationales)
         mlqa_lang = eqa_normalisation(spec, args.eqa_norm) if args.task == "eqa" else None
         norms[spec.name] = f"mlqa-{mlqa_lang}" if mlqa_lang else "squad"
         scores[spec.name] = score(args.task, gold, predictions, mlqa_lang)
         cut = (f", {eval_stats['contexts_truncated']} contexts cut at --max-seq-len"
                if eval_stats["contexts_truncated"] else "")
-        _log(f"eval {spec.name}: {len(gold)} records{cut}, " + ", ".join(
+        note(f"eval {spec.name}: {len(gold)} records{cut}, " + ", ".join(
             f"{c} {scores[spec.name][c]:.2f}" for c in METRIC_COLUMNS[args.task]))
 
     avg = average(scores, METRIC_COLUMNS[args.task])
     results = {
-        "task": f"{args.task}/{kind}",
+        "task": f"{args.task}/{kind}", "form": args.form,
         "model": str(args.model), "train": str(args.train), "train_lang": args.train_lang,
         "eqa_norm": norms if args.task == "eqa" else None,
-        "query_langs": query_langs if args.task in ("ner", "absa") else None,
+        "query_langs": form.query_langs if args.task in ("ner", "absa") else None,
         "scores": scores, "average": avg,
         "settings": {**settings, "grad_accum": args.grad_accum, "device": str(device),
                      "precision": precision, "explain": args.explain,
-                     "loss_cells": loss_cells, "train_records": len(train_records),
-                     "train_features": len(features)},
+                     "loss_cells": facts["loss_cells"], "train_records": len(train_records),
+                     "train_features": facts["train_features"]},
         "train_loss": {"first": history[0]["loss"], "last": history[-1]["loss"],
                        "steps": history[-1]["step"]},
     }
@@ -389,14 +278,6 @@ def run(args: argparse.Namespace) -> dict:
 def _write_json(path: Path, value) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -434,9 +315,9 @@ def _defaults_help() -> str:
     rows = [f"  {kind}: " + ", ".join(f"{k.replace('_', '-')} {show(v)}" for k, v in values.items())
             for kind, values in TASK_DEFAULTS.items()]
     common = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in COMMON_DEFAULTS.items())
-    return ("defaults per dataset = the mPMR-large scripts of github.com/DAMO-NLP-SG/PMR "
-            f"(*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} GPUs, ABSA 1 GPU; pair "
-            "batches count pairs);\n"
+    return ("defaults per dataset, both forms = the mPMR-large scripts of "
+            f"github.com/DAMO-NLP-SG/PMR (*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} "
+            "GPUs, ABSA 1 GPU; pair batches count pairs);\n"
             "eqa: squad (XQuAD/MLQA) or tydiqa (a --train file named *tydiqa*); ner: wikiann, or "
             "conll when MISC occurs;\npair: pawsx or xnli by the labels. doc-stride: tokens "
             "between window starts; none = cut at max-seq-len.\n" + "\n".join(rows)
@@ -457,33 +338,42 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="[mlqa:]LANG=FILE", help="evaluation file of one language "
                         "(repeat); mlqa:LANG scores with MLQA's normalisation of LANG")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--form", choices=list(FORMS), default="mrc",
+                        help="mrc: every task as MRC queries to the span extractor (mPMR); "
+                        "standard: stock transformers heads (the XLM-R baseline)")
     tuned = parser.add_argument_group("hyper-parameters", _defaults_help())
     tuned.add_argument("--epochs", type=float)
     tuned.add_argument("--lr", type=float)
     tuned.add_argument("--batch-size", type=int, help="per optimizer step: features (windows, "
-                       "label queries); pair tasks: pairs, with all their label queries")
+                       "label queries; standard form: windows); pair tasks: pairs (MRC form: "
+                       "with all their label queries)")
     tuned.add_argument("--max-seq-len", type=int)
     tuned.add_argument("--doc-stride", type=_doc_stride, metavar="N|none",
                        help="tokens between the starts of consecutive context windows (a step, "
                        "as PMR / HF's SQuAD processor); none: cut the context at --max-seq-len")
-    tuned.add_argument("--max-query-tokens", type=int)
+    tuned.add_argument("--max-query-tokens", type=int,
+                       help="longest query (standard form: eqa questions only)")
     tuned.add_argument("--warmup-ratio", type=float)
     tuned.add_argument("--weight-decay", type=float)
-    tuned.add_argument("--dropout", type=float, help="encoder hidden and extractor dropout")
+    tuned.add_argument("--dropout", type=float, help="encoder hidden dropout and the "
+                       "extractor's (standard form: the head's)")
     tuned.add_argument("--seed", type=int)
     parser.add_argument("--grad-accum", type=int, default=1,
                         help="split each batch into this many micro-batches (memory)")
     parser.add_argument("--max-train-examples", type=int,
                         help="use only the first N records of --train")
     parser.add_argument("--max-answer-tokens", type=int,
-                        help="eqa: longest answer decoded (default: no cap, as the reference)")
-    parser.add_argument("--query-lang", choices=("eval", "en"), default="eval",
-                        help="ner/absa: queries in each --eval language where the reference "
-                        "translated them (eval), or English everywhere (en)")
+                        help="eqa: longest answer decoded (default: no cap in the MRC form, as "
+                        "the reference; 30 in the standard form, as XTREME / HF run_squad)")
+    parser.add_argument("--query-lang", choices=("eval", "en"),
+                        help="MRC form, ner/absa: queries in each --eval language where the "
+                        "reference translated them (eval, the default), or English everywhere "
+                        "(en)")
     parser.add_argument("--explain", nargs="?", const="paper", choices=EXPLAIN_MODES,
-                        help="pair tasks: write a rationale span per sentence; paper (default): "
-                        "the predicted label's query over 'Sen-1 SEP Sen-2' and 'Sen-2 SEP Sen-1'; "
-                        "reference: PMR's --allow_tok, read from the classification run")
+                        help="MRC form, pair tasks: write a rationale span per sentence; paper "
+                        "(default): the predicted label's query over 'Sen-1 SEP Sen-2' and "
+                        "'Sen-2 SEP Sen-1'; reference: PMR's --allow_tok, read from the "
+                        "classification run")
     parser.add_argument("--eqa-norm", choices=("auto", "squad", "mlqa"), default="auto",
                         help="eqa answer normalisation: auto = MLQA's for mlqa:LANG sets and MLQA "
                         "files (test-context-xx-question-yy.json), SQuAD v1.1's otherwise; mlqa = "
@@ -501,6 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     names = [spec.name for spec in args.eval]
     if len(set(names)) != len(names):
         parser.error(f"--eval languages repeat: {names}")
+    if args.form == "standard":
+        for option, value in (("--explain", args.explain), ("--query-lang", args.query_lang)):
+            if value is not None:
+                parser.error(f"{option} applies to --form mrc only (the standard heads have no "
+                             "queries)")
+        if args.max_query_tokens is not None and args.task != "eqa":
+            parser.error("--max-query-tokens applies to --task eqa only with --form standard "
+                         "(questions; there are no label queries)")
+        if args.doc_stride is not None and args.task == "pair":
+            parser.error("--doc-stride does not apply to --task pair with --form standard "
+                         "(pairs are cut longest_first)")
     if args.explain and args.task != "pair":
         parser.error("--explain applies to --task pair only")
     if args.task != "eqa" and any(spec.mlqa_lang for spec in args.eval):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from finetune import evaluate as evaluate_cli
-from finetune import metrics, run, train_loop
+from finetune import forms, metrics, run, train_loop
 from finetune.mrc_form import encode, pair_instances, tagging_instances
 from finetune.queries import WIKIANN_QUERIES
 from finetune.tasks import read_ner, read_pair, read_squad
@@ -193,12 +193,12 @@ def test_saved_model_reloads_and_predicts_the_same(ner_run, data):
     tokenizer = load_tokenizer(out / "model")
     model = train_loop.load_model(out / "model")
     gold = read_ner(data["ner-zh"])
-    queries, used = run.task_queries("wikiann", "zh")
+    queries, used = forms.task_queries("wikiann", "zh")
     assert used == "zh"
     settings = json.loads((out / "results.json").read_text())["settings"]
-    predictions, _ = run.predict("ner", model, tokenizer,
-                                 run.make_instances("ner", gold, queries), settings,
-                                 device=torch.device("cpu"), precision="fp32")
+    predictions, _ = forms.predict("ner", model, tokenizer,
+                                   forms.make_instances("ner", gold, queries), settings,
+                                   device=torch.device("cpu"), precision="fp32")
     saved = json.loads((out / "predictions" / "zh.json").read_text())
     assert {k: [s[:3] for s in v] for k, v in predictions.items()} == \
         {k: [s[:3] for s in v] for k, v in saved.items()}
@@ -366,8 +366,9 @@ def test_training_is_deterministic_for_a_seed(model_dir, data):
 
     tokenizer = load_tokenizer(model_dir)
     gold = read_ner(data["ner-en"])[:4]
-    features = encode(run.make_instances("ner", gold, run.task_queries("wikiann")[0]), tokenizer,
-                      max_seq_len=128, doc_stride=32)
+    queries = forms.task_queries("wikiann")[0]
+    features = encode(forms.make_instances("ner", gold, queries), tokenizer, max_seq_len=128,
+                      doc_stride=32)
 
     def losses(seed: int) -> list[float]:
         torch.manual_seed(123)
@@ -404,12 +405,129 @@ def test_plain_xlmr_folder_gets_a_fresh_extractor(tmp_path, model_dir):
 
 
 def test_finetune_never_imports_deepspeed():
-    code = ("import sys, finetune.run, finetune.train_loop, finetune.decode, pretrain.hf_mpmr\n"
+    code = ("import sys, finetune.run, finetune.train_loop, finetune.decode, pretrain.hf_mpmr, "
+            "finetune.forms, finetune.standard\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'deepspeed', 'megatron'}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- standard form
+
+@pytest.fixture(scope="module")
+def xlmr_dir(tmp_path_factory, model_dir) -> Path:
+    """A plain XLM-R folder (encoder with its pooler, like an official download) of the tiny
+    model's shape, with its tokenizer."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from data_prep.tokenizer import load_tokenizer
+
+    mpmr = json.loads((model_dir / "config.json").read_text())
+    fields = {k: v for k, v in mpmr.items() if k in XLMRobertaConfig().to_dict()
+              and k not in ("model_type", "architectures", "auto_map", "transformers_version")}
+    folder = tmp_path_factory.mktemp("xlmr") / "hf"
+    torch.manual_seed(2)
+    XLMRobertaModel(XLMRobertaConfig(**fields)).save_pretrained(folder)
+    load_tokenizer(model_dir).save_pretrained(folder)
+    return folder
+
+
+STANDARD_RUNS = {  # task → (training file, eval languages, model, extra options)
+    # ner as ner_run: two steps at a negligible learning rate leave the random head predicting
+    # many spans, so the scores (and their parity) are not all 0
+    "ner": ("ner-en", LANGS, "mpmr", ["--epochs", "1", "--lr", "1e-9", "--batch-size", "12"]),
+    "pair": ("pawsx-en", LANGS, "xlmr", ["--epochs", "3", "--lr", "3e-3", "--batch-size", "4",
+                                         "--grad-accum", "2"]),
+    "eqa": ("xquad-en", ("en", "zh"), "xlmr", ["--epochs", "2", "--lr", "3e-3", "--batch-size",
+                                               "4", "--max-seq-len", "96", "--doc-stride", "80",
+                                               "--max-query-tokens", "24"]),
+}
+HEADS = {"ner": ("AutoModelForTokenClassification", "XLMRobertaForTokenClassification"),
+         "pair": ("AutoModelForSequenceClassification", "XLMRobertaForSequenceClassification"),
+         "eqa": ("AutoModelForQuestionAnswering", "XLMRobertaForQuestionAnswering")}
+
+
+@pytest.mark.parametrize("task", list(STANDARD_RUNS))
+def test_standard_form_end_to_end(tmp_path, model_dir, xlmr_dir, data, ner_run, task):
+    """--form standard: the stock heads from an exported or a plain XLM-R folder, with the same
+    readers, defaults, output files and table as the MRC form; finetune.evaluate prints the
+    scores results.json holds."""
+    import transformers
+
+    train, langs, start, extra = STANDARD_RUNS[task]
+    gold = {lang: data[f"{train.split('-')[0]}-{lang}"] for lang in langs}
+    out = tmp_path / "standard"
+    argv = ["--form", "standard", "--task", task, "--train", str(data[train]), "--out", str(out),
+            "--model", str(model_dir if start == "mpmr" else xlmr_dir), "--log-every", "1",
+            *extra, *(f"--eval={lang}={path}" for lang, path in gold.items())]
+    table = run_cli(argv).strip().splitlines()
+    results = json.loads((out / "results.json").read_text())
+    assert results["form"] == "standard" and results["query_langs"] is None
+    assert results["task"] == {"ner": "ner/wikiann", "pair": "pair/pawsx", "eqa": "eqa/squad"}[task]
+    settings = results["settings"]
+    assert settings["loss_cells"] is None and settings["explain"] is None
+    assert settings["warmup_ratio"] == 0.06 and settings["dropout"] == 0.1  # the MRC defaults
+    assert settings["max_query_tokens"] == (24 if task == "eqa" else None)  # questions only
+    if task == "eqa":
+        assert settings["max_answer_tokens"] == 30  # XTREME's cap, not the MRC form's none
+        assert settings["doc_stride"] == 96 - 24 - 4  # clamped to the context window
+        assert settings["train_features"] > 6  # long contexts → windows
+    else:
+        assert settings["train_features"] == settings["train_records"]  # one window each
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, results["train_loss"]["steps"] + 1))
+    assert results["train_loss"]["last"] == log[-1]["loss"]
+    if task != "ner":
+        assert log[-1]["loss"] < log[0]["loss"]
+    # the same files and results keys as the MRC form
+    mrc_out, _ = ner_run
+    mrc = json.loads((mrc_out / "results.json").read_text())
+    assert list(results) == list(mrc) and list(settings) == list(mrc["settings"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in mrc_out.iterdir())
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == \
+        sorted(f"{lang}.json" for lang in langs)
+    auto = getattr(transformers, HEADS[task][0])
+    assert type(auto.from_pretrained(out / "model")).__name__ == HEADS[task][1]
+    columns = run.METRIC_COLUMNS[task]
+    assert table[0].split() == ["lang", *columns]
+    rows = {line.split()[0].rstrip("*"): line.split()[1:] for line in table[1:len(langs) + 2]}
+    assert list(rows) == [*langs, "avg"]
+    for lang, path in gold.items():
+        official = cli_scores(task, path, out / "predictions" / f"{lang}.json")
+        assert official == results["scores"][lang]
+        assert rows[lang] == [f"{official[c]:.2f}" for c in columns]
+    if task == "ner":
+        assert any(results["scores"][lang]["f1"] > 0 for lang in langs), results["scores"]
+
+
+def test_standard_form_rejects_eval_labels_the_dataset_lacks(tmp_path, model_dir, data, capsys):
+    bad = tmp_path / "place.tsv"
+    bad.write_text("Berlin\tB-PLACE\n", encoding="utf-8")
+    code = run.main(["--form", "standard", "--task", "ner", "--model", str(model_dir), "--train",
+                     str(data["ner-en"]), "--eval", f"de={bad}", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert f"error: {bad}: sentence 0 (line 1) has labels ['PLACE']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # before loading or training anything
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "pair", "--explain"], "--explain applies to --form mrc only (the standard heads "
+                                      "have no queries)"),
+    (["--task", "ner", "--query-lang", "eval"], "--query-lang applies to --form mrc only (the "
+                                                "standard heads have no queries)"),
+    (["--task", "ner", "--max-query-tokens", "8"], "--max-query-tokens applies to --task eqa "
+                                                   "only with --form standard (questions; there "
+                                                   "are no label queries)"),
+    (["--task", "pair", "--doc-stride", "48"], "--doc-stride does not apply to --task pair with "
+                                               "--form standard (pairs are cut longest_first)"),
+])
+def test_options_of_the_mrc_form_are_usage_errors_with_standard(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--form", "standard", *argv, "--model", "m", "--train", "t", "--out", "o"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m finetune.run: error: {message}"
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -454,6 +572,7 @@ def test_malformed_eval_file_fails_before_training(tmp_path, model_dir, data, ca
     (["--task", "ner", "--eval", "mlqa:de=x.json"], "applies to --task eqa only"),
     (["--task", "eqa", "--eval", "fr=test-context-fr-question-fr.json"], "named like an MLQA"),
     (["--task", "eqa", "--doc-stride", "wide"], "expected a number of tokens or none"),
+    (["--task", "ner", "--form", "xlmr"], "invalid choice: 'xlmr'"),
 ])
 def test_cli_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
