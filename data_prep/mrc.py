@@ -6,7 +6,8 @@ The build has three phases:
 1. read the dump or WikiExtractor JSON (`data_prep.wiki`), cached in `OUT/.work/corpus.jsonl`
    so that a resumed build never re-parses the dump;
 2. index: word spans per article (`data_prep.wordtok`), redirect-resolved link targets,
-   surface forms and mentions per entity — cheap and recomputed on resume;
+   surface forms and mentions per entity, and the corpus counts that decide which words of a
+   title name the entity on their own (`name_parts`) — cheap and recomputed on resume;
 3. per unit of entities (sorted by title; each entity's randomness seeded from
    (seed, entity title)): answerable + unanswerable examples, subword-encoded, written as one
    shard (`data_prep.shards`). Output is identical for any worker count, scheduling and hash seed.
@@ -17,7 +18,9 @@ Never imports torch.distributed or DeepSpeed.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
+import importlib
 import json
 import multiprocessing as mp
 import re
@@ -36,6 +39,8 @@ from data_prep.shards import ShardedBuild, counter_dict, run_tasks, write_shard
 SPACELESS = {"zh", "ja", "th"}
 # Agglutinative scripts where particles attach to the end of a name (서울은): no right boundary.
 SUFFIXING = {"ko"}
+# Where a name may sit inside a word, a title part is masked only as a whole segmenter word.
+WORD_ALIGNED = SPACELESS | SUFFIXING
 # Arabic writes the conjunctions/prepositions و ف ب ك ل and the article ال onto the next word
 # (وعطارد = "and Mercury"): a name may follow them inside one whitespace word.
 PROCLITICS = {"ar": r"(?:[وف]?(?:[بكل]|ال|لل|بال|كال)?)"}
@@ -43,6 +48,10 @@ PROCLITICS = {"ar": r"(?:[وف]?(?:[بكل]|ال|لل|بال|كال)?)"}
 # not \w), digits. Names must not continue into one of these on either side.
 WORD_CHAR = r"[\p{L}\p{M}\p{N}_]"
 PAREN_RE = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+# Words of a multi-word title that may name the entity alone ("Einstein"): see name_parts().
+LOWER_CASE_SHARE = 0.2  # a word written in lower case this often is a common word
+DOC_RATIO = 2  # caseless scripts: used in more articles than this x those linking to the entity
+SELF_USES = 2  # standalone uses in the entity's own article that show a part names it
 
 
 @dataclass
@@ -96,6 +105,10 @@ class Index:
     mentions: dict[int, list[tuple[int, int]]]  # entity -> [(article, link index)]
     surface_forms: dict[int, list[str]]  # entity -> names to mask / avoid, longest first
     linked_entities: list[frozenset[int]]  # per article: entities it links to
+    title_parts: dict[int, list[str]] = field(default_factory=dict)  # entity -> candidate words
+    word_counts: Counter = field(default_factory=Counter)  # candidate words and lower-case forms
+    doc_counts: Counter = field(default_factory=Counter)  # articles holding each candidate word
+    names_of: dict[str, set[int]] = field(default_factory=dict)  # candidate -> articles it names
     stats: Counter = field(default_factory=Counter)
 
 
@@ -107,6 +120,35 @@ def stable_seed(*parts: object) -> int:
 
 def strip_parenthetical(title: str) -> str:
     return PAREN_RE.sub("", title).strip()
+
+
+@functools.lru_cache(maxsize=None)
+def stop_words(lang: str) -> frozenset[str]:
+    """spaCy's stop-word list for `lang`, lower-cased (empty where spaCy has none: sw)."""
+    try:
+        module = importlib.import_module(f"spacy.lang.{lang}.stop_words")
+    except ImportError:
+        return frozenset()
+    return frozenset(w.lower() for w in module.STOP_WORDS)
+
+
+def title_words(title: str, lang: str, *, single: bool = False) -> list[str]:
+    """Words of a multi-word title (parenthetical dropped) that could name the entity alone.
+
+    Words are `word_spans` of the title — in zh/ja/th the segmenter's words ("阿尔伯特·爱因斯坦"
+    → 阿尔伯特, 爱因斯坦). A title of one word has none (unless `single`); a candidate has two
+    letters or more and is not a stop word. Whether one is masked is `name_parts`' decision.
+    """
+    from data_prep.wordtok import words
+
+    named = [w for w in words(strip_parenthetical(title), lang) if regex.search(WORD_CHAR, w)]
+    if len(named) < 2 and not single:
+        return []
+    out = []
+    for w in named:
+        if sum(ch.isalpha() for ch in w) >= 2 and w.lower() not in stop_words(lang) and w not in out:
+            out.append(w)
+    return out
 
 
 def split_at(words: list[tuple[int, int]], cuts: list[int]) -> list[tuple[int, int]]:
@@ -140,12 +182,22 @@ def surface_regex(forms: list[str], lang: str, *, ignore_case: bool) -> regex.Pa
 # ---------------------------------------------------------------- phase 2: index
 
 
-def _tokenize_article(job: tuple[str, str, list[int]]) -> np.ndarray:
+_COUNTED_WORDS: frozenset[str] = frozenset()  # words _tokenize_article counts (per process)
+
+
+def _set_counted_words(words: frozenset[str]) -> None:
+    global _COUNTED_WORDS
+    _COUNTED_WORDS = words
+
+
+def _tokenize_article(job: tuple[str, str, list[int]]) -> tuple[np.ndarray, Counter]:
+    """Word spans of one article ([n, 2] int32) and how often each of _COUNTED_WORDS occurs."""
     from data_prep.wordtok import word_spans
 
     text, lang, cuts = job
     spans = split_at(word_spans(text, lang), cuts)
-    return np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+    counts = Counter(w for w in (text[s:e] for s, e in spans) if w in _COUNTED_WORDS)
+    return np.asarray(spans, dtype=np.int32).reshape(-1, 2), counts
 
 
 def build_index(corpus, lang: str, *, workers: int = 1, progress: bool = False) -> Index:
@@ -173,28 +225,66 @@ def build_index(corpus, lang: str, *, workers: int = 1, progress: bool = False) 
         if idx is not None:
             forms[idx].update({source, strip_parenthetical(source)})
 
-    jobs = [(a.text, lang, sorted({c for s, e, _ in lk for c in (s, e)}))
-            for a, lk in zip(articles, links)]
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            words = list(tqdm(pool.imap(_tokenize_article, jobs, chunksize=16), total=len(jobs),
-                              desc=f"{lang}: words", disable=not progress))
-    else:
-        words = [_tokenize_article(j) for j in tqdm(jobs, desc=f"{lang}: words",
-                                                     disable=not progress)]
-
     mentions: dict[int, list[tuple[int, int]]] = {}
     for art, lk in enumerate(links):
         for li, (_, _, target) in enumerate(lk):
             if target != art:
                 mentions.setdefault(target, []).append((art, li))
+    title_parts = {e: parts for e in sorted(mentions)
+                   if (parts := title_words(articles[e].title, lang))}
+    vocab = {w for parts in title_parts.values() for w in parts}
+    counted = frozenset(vocab | {w.lower() for w in vocab})
+
+    jobs = [(a.text, lang, sorted({c for s, e, _ in lk for c in (s, e)}))
+            for a, lk in zip(articles, links)]
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers, _set_counted_words, (counted,)) as pool:
+            tokenized = list(tqdm(pool.imap(_tokenize_article, jobs, chunksize=16),
+                                  total=len(jobs), desc=f"{lang}: words", disable=not progress))
+    else:
+        _set_counted_words(counted)
+        tokenized = [_tokenize_article(j) for j in tqdm(jobs, desc=f"{lang}: words",
+                                                        disable=not progress)]
+        _set_counted_words(frozenset())
+    words = [spans for spans, _ in tokenized]
+    word_counts: Counter = Counter()  # candidate title words and their lower-case forms
+    doc_counts: Counter = Counter()  # articles holding each candidate
+    for _, counts in tokenized:
+        word_counts.update(counts)
+        doc_counts.update(w for w in counts if w in vocab)
     return Index(
         lang=lang, titles=[a.title for a in articles], texts=[a.text for a in articles],
         words=words, links=links, mentions=mentions,
         surface_forms={e: sorted((f for f in fs if f.strip()), key=lambda f: (-len(f), f))
                        for e, fs in forms.items()},
-        linked_entities=[frozenset(t for _, _, t in lk) for lk in links], stats=stats,
+        linked_entities=[frozenset(t for _, _, t in lk) for lk in links],
+        title_parts=title_parts, word_counts=word_counts, doc_counts=doc_counts,
+        names_of=_names_of(corpus, title_to_idx, vocab), stats=stats,
     )
+
+
+def _names_of(corpus, title_to_idx: dict[str, int], vocab: set[str]) -> dict[str, set[int]]:
+    """For each word of `vocab` that is itself a name — a title, title without parenthetical,
+    redirect, link target or anchor text — the articles it names (-1: a page outside the corpus)."""
+    names_of: dict[str, set[int]] = {}
+
+    def name(text: str, idx: int) -> None:
+        if text in vocab:
+            names_of.setdefault(text, set()).add(idx)
+
+    for i, a in enumerate(corpus.articles):
+        name(a.title, i)
+        name(strip_parenthetical(a.title), i)
+        for link in a.links:
+            target = corpus.resolve(link.target)
+            idx = title_to_idx.get(target, -1)
+            for text in (link.target, target, a.text[link.start:link.end]):
+                name(text, idx)
+    for source, target in corpus.redirects.items():
+        idx = title_to_idx.get(corpus.resolve(target), -1)
+        name(source, idx)
+        name(strip_parenthetical(source), idx)
+    return names_of
 
 
 def select_entities(index: Index, params: MRCParams) -> list[int]:
@@ -212,11 +302,104 @@ def names_regex(index: Index, entity: int) -> regex.Pattern:
     return surface_regex(index.surface_forms[entity], index.lang, ignore_case=True)
 
 
-def make_query(index: Index, entity: int, params: MRCParams,
-               names: regex.Pattern | None = None) -> list[str | None] | None:
-    """First Q words of the entity's article, every surface form replaced by one mask (None).
+def _is_word(words: np.ndarray, start: int, end: int) -> bool:
+    """Whether [start, end) begins and ends at word boundaries of `words` ([n, 2] char spans)."""
+    i, j = np.searchsorted(words[:, 0], start), np.searchsorted(words[:, 1], end)
+    return i < len(words) and j < len(words) and words[i, 0] == start and words[j, 1] == end
 
-    Names are searched a little past word Q so that one cut by the window is still masked.
+
+def title_part_verdicts(index: Index, entity: int,
+                        forms: regex.Pattern | None = None) -> list[tuple[str, str]]:
+    """Each candidate word of the entity's title (`title_words`) with the first rule that decides it.
+
+    "lower-case word": cased scripts — not capitalised in the title, or written in lower case in
+        at least LOWER_CASE_SHARE of its uses in the corpus ("court", "River", "War");
+    "names another article": a title, redirect, link target or anchor of another article or of a
+        page outside the corpus ("Apollo" of "Apollo 8", "American" linked to United States);
+    "frequent word": caseless scripts, where case cannot tell a name — found in more than
+        DOC_RATIO × (articles linking to the entity) + 1 articles ("แม่น้ำ", river);
+    "not evidenced": no anchor or redirect of the entity has it as its only candidate word
+        ("the Atlantic", "A. Einstein"), and the entity's own article uses it alone (outside a
+        whole name; in zh/ja/th/ko as a whole segmenter word) fewer than SELF_USES times;
+    "masked": it names the entity on its own ("Einstein" of "Albert Einstein").
+    """
+    parts = index.title_parts.get(entity, [])
+    if not parts:
+        return []
+    lang, text = index.lang, index.texts[entity]
+    forms = forms or names_regex(index, entity)
+    whole_names = [m.span() for m in forms.finditer(text)]
+    one_word_names = {ws[0] for form in index.surface_forms[entity]
+                      if len(ws := title_words(form, lang, single=True)) == 1}
+    linking = len({art for art, _ in index.mentions.get(entity, ())})
+    verdicts = []
+    for part in parts:
+        first = next(ch for ch in part if ch.isalpha())
+        cased_script = first.lower() != first.upper()
+        lower, cased = index.word_counts[part.lower()], index.word_counts[part]
+        if cased_script and (not first.isupper() or lower >= LOWER_CASE_SHARE * (lower + cased)):
+            verdict = "lower-case word"
+        elif index.names_of.get(part, set()) - {entity}:
+            verdict = "names another article"
+        elif not cased_script and index.doc_counts[part] > DOC_RATIO * linking + 1:
+            verdict = "frequent word"
+        elif part in one_word_names or \
+                _standalone_uses(index, entity, part, whole_names) >= SELF_USES:
+            verdict = "masked"
+        else:
+            verdict = "not evidenced"
+        verdicts.append((part, verdict))
+    return verdicts
+
+
+def _standalone_uses(index: Index, entity: int, part: str,
+                     whole_names: list[tuple[int, int]]) -> int:
+    """Uses of `part` (as written) in the entity's article outside `whole_names`, up to SELF_USES."""
+    words, lang = index.words[entity], index.lang
+    name_starts = [start for start, _ in whole_names]
+    uses = 0
+    for m in surface_regex([part], lang, ignore_case=False).finditer(index.texts[entity]):
+        start, end = m.span("name")
+        i = bisect.bisect_left(name_starts, end) - 1
+        inside_name = i >= 0 and whole_names[i][1] > start
+        if inside_name or (lang in WORD_ALIGNED and not _is_word(words, start, end)):
+            continue
+        uses += 1
+        if uses == SELF_USES:
+            break
+    return uses
+
+
+def name_parts(index: Index, entity: int, forms: regex.Pattern | None = None) -> list[str]:
+    """Words of the entity's title that name it on their own and are masked as written."""
+    return [part for part, verdict in title_part_verdicts(index, entity, forms)
+            if verdict == "masked"]
+
+
+@dataclass
+class EntityNames:
+    """What names an entity in text: its surface forms (any case) and title parts (as written)."""
+
+    forms: regex.Pattern
+    parts: regex.Pattern | None
+
+    def mentioned_in(self, text: str) -> bool:
+        return bool(self.forms.search(text) or (self.parts and self.parts.search(text)))
+
+
+def entity_names(index: Index, entity: int) -> EntityNames:
+    forms = names_regex(index, entity)
+    parts = name_parts(index, entity, forms)
+    return EntityNames(forms, surface_regex(parts, index.lang, ignore_case=False) if parts else None)
+
+
+def make_query(index: Index, entity: int, params: MRCParams,
+               names: EntityNames | None = None) -> list[str | None] | None:
+    """First Q words of the entity's article, every name of it replaced by one mask (None).
+
+    Names: every surface form (any case) and the title words that name the entity alone
+    (`name_parts`, as written; in zh/ja/th/ko only where one is a whole segmenter word). They are
+    searched a little past word Q so that one cut by the window is still masked.
     """
     all_words = index.words[entity]
     if len(all_words) == 0:
@@ -225,10 +408,14 @@ def make_query(index: Index, entity: int, params: MRCParams,
     text = index.texts[entity]
     region_start = int(words[0, 0])
     search_end = int(all_words[min(len(all_words), params.query_words + 20) - 1, 1])
-    pattern = names or names_regex(index, entity)
+    names = names or entity_names(index, entity)
+    spans = [m.span() for m in names.forms.finditer(text, region_start, search_end)]
+    if names.parts is not None:
+        spans += [m.span() for m in names.parts.finditer(text, region_start, search_end)
+                  if index.lang not in WORD_ALIGNED or _is_word(all_words, *m.span())]
     masked = np.zeros(len(words), dtype=bool)
-    for m in pattern.finditer(text, region_start, search_end):
-        masked |= (words[:, 0] < m.end()) & (words[:, 1] > m.start())
+    for start, end in spans:
+        masked |= (words[:, 0] < end) & (words[:, 1] > start)
     if not masked.any():
         return None
     parts: list[str | None] = [""]
@@ -269,7 +456,7 @@ def answerable_example(index: Index, entity: int, mention: tuple[int, int],
 
 
 def unanswerable_example(index: Index, entity: int, query: list[str | None], params: MRCParams,
-                         rng: np.random.Generator, names: regex.Pattern,
+                         rng: np.random.Generator, names: EntityNames,
                          tries: int = 30) -> RawExample | None:
     """A window from an article that is not the entity's and never names or links to it."""
     n = len(index.texts)
@@ -277,7 +464,7 @@ def unanswerable_example(index: Index, entity: int, query: list[str | None], par
         art = int(rng.integers(0, n))
         if art == entity or entity in index.linked_entities[art] or len(index.words[art]) == 0:
             continue
-        if names.search(index.texts[art]):
+        if names.mentioned_in(index.texts[art]):
             continue
         words = index.words[art]
         lo, hi = _window(words, int(rng.integers(0, max(1, len(words) - params.context_words + 1))),
@@ -290,7 +477,7 @@ def unanswerable_example(index: Index, entity: int, query: list[str | None], par
 def entity_examples(index: Index, entity: int, params: MRCParams,
                     stats: Counter) -> list[RawExample]:
     rng = np.random.default_rng(stable_seed(params.seed, index.lang, index.titles[entity]))
-    names = names_regex(index, entity)
+    names = entity_names(index, entity)
     query = make_query(index, entity, params, names)
     if query is None:
         stats["query_without_mention"] += 1

@@ -19,7 +19,7 @@ from data_prep.format import MRCDataset
 from data_prep.inspect import iter_decoded
 from data_prep.mrc import (MRCParams, RawExample, build_index, build_wiki_mrc, encode_examples,
                            entity_examples, make_query, select_entities, split_at, stable_seed,
-                           strip_parenthetical, surface_regex)
+                           strip_parenthetical, surface_regex, title_part_verdicts, title_words)
 from data_prep.wiki import Article, Link, WikiCorpus
 from paths import SHARED_DATA
 
@@ -154,6 +154,108 @@ def test_every_occurrence_of_the_anchor_is_labelled(small_corpus):
     # Observer 0 links "Mercury" twice: its examples must label both occurrences
     double = [e for e in examples if e.answerable and e.context.count("Mercury") == 2]
     assert double and all(len(e.answers) == 2 for e in double)
+
+
+def _names_corpus(title: str, body: str, anchors: list[str], others: list[Article] = (),
+                  lang: str = "en", filler: str = FILLER) -> tuple:
+    """The entity's article (index 0), one article linking to it per anchor, then `others`."""
+    articles = [Article(title, body + " " + filler * 2, [])]
+    for i, anchor in enumerate(anchors):
+        articles.append(_article(f"Linker {i}", filler + "{0} " + filler, [(anchor, title)]))
+    return build_index(WikiCorpus(articles + list(others), {}, Counter()), lang), 0
+
+
+def _query(index, entity: int) -> str:
+    return RawExample(make_query(index, entity, MRCParams(lang=index.lang)), "", [], False).query()
+
+
+def test_a_title_word_that_names_the_entity_alone_is_masked():
+    """ "Einstein" of "Albert Einstein", used alone by the article itself (today: left visible)."""
+    body = ("Albert Einstein was a theoretical physicist. Einstein's work on relativity made him "
+            "famous, and in 1921 Einstein received the Nobel Prize.")
+    elsewhere = Article("Physics prize", "Einstein gave a lecture. " + FILLER * 3, [])
+    index, entity = _names_corpus("Albert Einstein", body, ["Albert Einstein"] * 3, [elsewhere])
+    query = _query(index, entity)
+    assert "Einstein" not in query
+    assert query.startswith("<mask> was a theoretical physicist. <mask>'s work on relativity")
+    assert dict(title_part_verdicts(index, entity))["Einstein"] == "masked"
+    # the masked part is a name of the entity everywhere: no unanswerable context may show it
+    examples = entity_examples(index, entity, MRCParams(lang="en", min_mentions=1), Counter())
+    assert all("Einstein" not in ex.context for ex in examples if not ex.answerable)
+
+
+def test_a_masked_title_word_keeps_its_lower_case_common_noun_use():
+    body = ("Isaac Newton was an English mathematician. Newton formulated the laws of motion; "
+            "Newton's second law says that one newton accelerates one kilogram.")
+    index, entity = _names_corpus("Isaac Newton", body, ["Isaac Newton"] * 3)
+    query = _query(index, entity)
+    assert "Newton" not in query and "one newton accelerates" in query
+
+
+def test_common_title_words_are_not_masked():
+    # stop words are never candidates
+    assert title_words("The Beatles", "en") == ["Beatles"]
+    assert title_words("Articles of Confederation", "en") == ["Articles", "Confederation"]
+    assert title_words("Mercury (planet)", "en") == []  # one word: the title itself is the name
+    # "River" is written in lower case too often to be a name, "Thames" is used alone
+    body = ("The River Thames is a river in England. The Thames flows through London. River "
+            "boats carry goods, and River police patrol it. Every river has a source, and the "
+            "source of the Thames is near Kemble.")
+    river = "The river was wide, and a river valley ran north along the river. "
+    others = [Article(f"Valley {i}", river + FILLER * 3, []) for i in range(3)]
+    index, entity = _names_corpus("River Thames", body, ["River Thames"] * 3, others)
+    verdicts = dict(title_part_verdicts(index, entity))
+    assert verdicts == {"River": "lower-case word", "Thames": "masked"}
+    query = _query(index, entity)
+    assert query.startswith("The <mask> is a river in England. The <mask> flows")
+    assert "River boats" in query and "Every river" in query and "Thames" not in query
+
+
+def test_title_words_without_evidence_or_naming_another_article_stay():
+    # "Mount" is capitalised and never lower case, but the article uses it alone once only
+    body = ("Mount Everest is the highest mountain above sea level. Everest was first climbed "
+            "in 1953; Everest lies near Mount Lhotse.")
+    index, entity = _names_corpus("Mount Everest", body, ["Mount Everest"] * 3)
+    assert dict(title_part_verdicts(index, entity)) == {"Mount": "not evidenced",
+                                                        "Everest": "masked"}
+    assert "near Mount Lhotse" in _query(index, entity)
+    # "Apollo" of "Apollo 8" is the title of another article (the god, the programme)
+    body = ("Apollo 8 was the first crewed flight to the Moon. Apollo 8 launched in 1968 as part "
+            "of the Apollo programme; Apollo flights continued until 1972.")
+    god = Article("Apollo", "Apollo is a god of the sun. " + FILLER * 3, [])
+    linker = _article("Greek gods", "{0} was worshipped. " + FILLER * 3, [("Apollo", "Apollo")])
+    index, entity = _names_corpus("Apollo 8", body, ["Apollo 8"] * 3, [god, linker])
+    assert dict(title_part_verdicts(index, entity)) == {"Apollo": "names another article"}
+    assert "of the Apollo programme" in _query(index, entity)
+
+
+def test_an_anchor_naming_the_entity_by_one_word_is_evidence():
+    # "the Atlantic" links here: "Atlantic" alone names the ocean though the article uses it once
+    body = "The Atlantic Ocean is the second largest ocean. Atlantic storms reach Europe."
+    index, entity = _names_corpus("Atlantic Ocean", body, ["Atlantic Ocean", "the Atlantic"] * 2)
+    assert dict(title_part_verdicts(index, entity))["Atlantic"] == "masked"
+    assert "<mask> storms reach Europe" in _query(index, entity)
+
+
+def test_title_words_in_scripts_without_spaces_are_segmenter_words():
+    # zh: 诺贝尔 (Nobel) alone is masked, not inside the segmenter word 诺贝尔物理学奖 (the prize)
+    body = "阿尔弗雷德·诺贝尔是瑞典化学家。诺贝尔发明了炸药。诺贝尔在遗嘱中设立了诺贝尔物理学奖。"
+    filler = "委员会在春天开会，讨论了关于贸易、农业、学校和天气的几份报告。"
+    index, entity = _names_corpus("阿尔弗雷德·诺贝尔", body, ["阿尔弗雷德·诺贝尔"] * 3,
+                                  lang="zh", filler=filler)
+    assert dict(title_part_verdicts(index, entity))["诺贝尔"] == "masked"
+    query = _query(index, entity)
+    assert query.startswith("<mask>是瑞典化学家。<mask>发明了炸药。<mask>在遗嘱中设立了诺贝尔物理学奖")
+    # th: no case to tell a name, so a word found in many articles is common: แม่น้ำ (river)
+    body = "แม่น้ำโขงเป็นแม่น้ำสายยาว โขงไหลผ่านลาวและกัมพูชา ชาวประมงจับปลาในโขงทุกวัน"
+    filler = "คณะกรรมการประชุมกันในฤดูใบไม้ผลิและหารือเรื่องการค้าและโรงเรียน "
+    villages = [Article(f"หมู่บ้าน {i}", "หมู่บ้านนี้อยู่ใกล้แม่น้ำ ชาวบ้านใช้น้ำจากแม่น้ำ " + filler * 3,
+                        []) for i in range(8)]
+    index, entity = _names_corpus("แม่น้ำโขง", body, ["แม่น้ำโขง"] * 3, villages, lang="th",
+                                  filler=filler)
+    assert dict(title_part_verdicts(index, entity)) == {"แม่น้ำ": "frequent word", "โขง": "masked"}
+    query = _query(index, entity)
+    assert query.startswith("<mask>เป็นแม่น้ำสายยาว <mask>ไหลผ่านลาว")
 
 
 def test_encoding_maps_answers_to_tokens_and_counts_truncation(tokenizer):
