@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "pythainlp>=5.0",
     "sacremoses>=0.1",
     "jieba",  # zh word segmentation (spaCy's jieba segmenter, offline)
+    "opencc",  # zh Traditional -> Simplified (config t2s), binary wheel with its dictionaries
     "sudachipy",  # ja segmentation through spaCy, dictionary shipped on PyPI
     "sudachidict_core",
     "python-mecab-ko",  # ko segmentation (MeCab + mecab-ko-dic wheels)
