@@ -4,7 +4,8 @@ Accepts a pages-articles dump (``.xml``, ``.xml.bz2``, ``.xml.gz``; UTF-8 or UTF
 WikiExtractor 3.1 used as a library (links kept), or ready WikiExtractor ``--json`` output (one file, a
 compressed file, or a folder tree like ``AA/wiki_00.bz2``; links raw or HTML-escaped). Produces
 :class:`WikiCorpus`: content articles in input order, the redirect map, and a counter of every skipped
-page or problem. Bad input never raises: it is counted under ``WikiCorpus.skipped[reason]``.
+page or problem. Bad input never raises: it is counted under ``WikiCorpus.skipped[reason]``. zh is read
+in Simplified Chinese (text, titles, link targets and redirects; :mod:`data_prep.zh_convert`).
 
 Never: resolve link targets through redirects (callers do, with :meth:`WikiCorpus.resolve`), iterate a set
 to build output, or let the worker count change the result.
@@ -34,6 +35,9 @@ from xml.sax.saxutils import escape as xml_escape
 
 from tqdm import tqdm
 from wikiextractor import extract as wx
+
+from data_prep import zh_convert
+from data_prep.wiki_templates import TemplateExtractor
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,19 @@ def normalise_title(raw: str) -> str:
     if len(first) != 1:  # 'ß'.upper() == 'SS': MediaWiki keeps such letters as they are
         first = title[0]
     return first + title[1:]
+
+
+# Wikis read in one script variant: page text, titles, link targets and redirects alike, so that links
+# still resolve (zh: Simplified, see data_prep.zh_convert). Text converters see wikitext or WikiExtractor text.
+_TEXT_CONVERTERS = {"zh": zh_convert.to_simplified}
+_TITLE_CONVERTERS = {"zh": functools.lru_cache(maxsize=1 << 16)(zh_convert.t2s)}
+
+
+def canonical_title(raw: str, lang: str) -> str:
+    """:func:`normalise_title`, then in the script variant ``lang`` is read in ("漢字" -> "汉字" for zh)."""
+    title = normalise_title(raw)
+    convert = _TITLE_CONVERTERS.get(lang)
+    return convert(title) if convert else title
 
 
 # ----------------------------------------------------------------------------- per-language page rules
@@ -285,13 +302,15 @@ _Job = tuple[str, str, str, str]
 _Result = tuple[str, "Article | None", int]  # (skip reason or "", article, broken anchors)
 
 
-def _wikiextractor_clean(title: str, wikitext: str, timestamp: str) -> str:
+def _wikiextractor_clean(title: str, wikitext: str, timestamp: str, extractor_cls: type = TemplateExtractor) -> str:
     """WikiExtractor's cleaning of one page, links kept as ``<a href>``; paragraphs joined by "\\n".
 
     Fed XML-escaped text exactly like the WikiExtractor CLI (its pipeline assumes it), templates expanded
-    against an empty template set, date magic words from the revision timestamp so output is reproducible.
+    against :mod:`data_prep.wiki_templates` (common inline templates; the rest dropped without leaving empty
+    brackets; ``extractor_cls=wx.Extractor`` gives plain WikiExtractor), date magic words from the revision
+    timestamp so output is reproducible.
     """
-    extractor = wx.Extractor("", "", "", title, [], keepLinks=True, keepSections=True)
+    extractor = extractor_cls("", "", "", title, [], keepLinks=True, keepSections=True)
     magic = extractor.magicWords
     magic["pagename"] = magic["fullpagename"] = title
     magic["namespace"] = ""
@@ -314,7 +333,7 @@ def _unescape_json_text(text: str) -> str:
 def _process_page(settings: _Settings, job: _Job) -> _Result:
     """Clean one page (runs in a worker). Returns a skip reason or an Article."""
     kind, raw_title, body, timestamp = job
-    title = normalise_title(raw_title)
+    title = canonical_title(raw_title, settings.lang)
     template_re, title_re, refer_re = _dab_regexes(settings.lang)
     if not title:
         return "missing_field", None, 0
@@ -324,7 +343,10 @@ def _process_page(settings: _Settings, job: _Job) -> _Result:
         return "huge_article", None, 0
     if title_re.search(title) or (kind == "xml" and template_re.search(body)):
         return "disambiguation", None, 0
+    convert_text, convert_title = _TEXT_CONVERTERS.get(settings.lang), _TITLE_CONVERTERS.get(settings.lang)
     if kind == "xml":
+        if convert_text:  # on the wikitext: conversion markup may span lines and template arguments
+            raw_title, body = convert_title(raw_title), convert_text(body)
         try:
             marked = _wikiextractor_clean(raw_title, body, timestamp)
         except Exception as err:  # noqa: BLE001 -- one odd page must not stop a whole-dump build
@@ -332,7 +354,11 @@ def _process_page(settings: _Settings, job: _Job) -> _Result:
             return "extractor_error", None, 0
     else:
         marked = _unescape_json_text(body)
+        if convert_text:
+            marked = convert_text(marked)
     text, links, broken = _split_anchors(marked, settings.lang not in NO_LINK_TRAIL)
+    if convert_title:  # hrefs are URL-quoted and -{R|…}- text is kept as written: convert every target
+        links = [Link(link.start, link.end, convert_title(link.target)) for link in links]
     if not text.strip():
         return "empty_article", None, broken
     if _is_dab_by_first_lines(text, refer_re):
@@ -452,7 +478,9 @@ def _parse_page(
     return title, ns, redirect, text, timestamp
 
 
-def _dump_jobs(path: Path, raw_redirects: dict[str, str], skipped: collections.Counter) -> Iterator[_Job]:
+def _dump_jobs(
+    path: Path, lang: str, raw_redirects: dict[str, str], skipped: collections.Counter
+) -> Iterator[_Job]:
     """Jobs for the content pages of one dump; collects redirects and counts every other page."""
     wrapper, namespaces = (b"", b""), {}
     with _open_decompressed(path) as raw:
@@ -479,7 +507,9 @@ def _dump_jobs(path: Path, raw_redirects: dict[str, str], skipped: collections.C
                 target = match.group(1) if match else target
             if target is not None:
                 skipped["redirect"] += 1
-                source, target = normalise_title(title), normalise_title(target)
+                source, target = canonical_title(title, lang), canonical_title(target, lang)
+                if lang in _TITLE_CONVERTERS and source == target:  # a variant spelling of its target
+                    continue
                 if source and target and source not in raw_redirects:
                     raw_redirects[source] = target
                 continue
@@ -589,7 +619,9 @@ def read_wiki(
 ) -> WikiCorpus:
     """Read a dump or WikiExtractor JSON output into a :class:`WikiCorpus`.
 
-    ``lang`` picks the disambiguation rules (any code works; unknown ones get the English rules).
+    ``lang`` picks the disambiguation rules (any code works; unknown ones get the English rules) and, for
+    "zh", conversion to Simplified Chinese (titles that meet after conversion: the first article wins,
+    later ones are counted as ``duplicate_title``, redirects with an article's title as ``redirect_shadowed``).
     ``min_article_chars`` applies to the cleaned text, ``max_article_chars`` to the raw page text.
     Pages are cleaned in a ``workers``-process pool with order preserved: the result never depends
     on ``workers``.
@@ -609,7 +641,8 @@ def read_wiki(
 
     def jobs() -> Iterator[_Job]:
         for file, kind in files:
-            pages = _dump_jobs(file, raw_redirects, reader_skipped) if kind == "xml" else _json_jobs(file, reader_skipped)
+            pages = (_dump_jobs(file, lang, raw_redirects, reader_skipped) if kind == "xml"
+                     else _json_jobs(file, reader_skipped))
             for job in pages:
                 while pool is not None and not in_flight.acquire(timeout=0.2):
                     if stop.is_set():  # the consumer is gone (error, Ctrl-C): let the pool shut down
@@ -618,6 +651,7 @@ def read_wiki(
 
     worker_skipped: collections.Counter = collections.Counter()
     articles: list[Article] = []
+    converted_titles = set() if lang in _TITLE_CONVERTERS else None  # variants can meet in one title
     process = functools.partial(_process_page, settings)
     began = time.perf_counter()
     # fork where available: workers need no re-import, callers need no `if __name__ == "__main__"` guard
@@ -633,13 +667,21 @@ def read_wiki(
                 worker_skipped["broken_anchor"] += broken
             if article is None:
                 worker_skipped[reason] += 1
+            elif converted_titles is not None and article.title in converted_titles:
+                worker_skipped["duplicate_title"] += 1
             else:
                 articles.append(article)
+                if converted_titles is not None:
+                    converted_titles.add(article.title)
     finally:
         stop.set()
         if pool is not None:
             pool.terminate()
             pool.join()
+    if converted_titles:  # an article wins over a redirect whose title converts to the same text
+        for title in sorted(converted_titles & raw_redirects.keys()):
+            del raw_redirects[title]
+            worker_skipped["redirect_shadowed"] += 1
     merged = reader_skipped + worker_skipped
     redirects = _resolve_redirect_chains(raw_redirects, merged)
     skipped = collections.Counter({reason: merged[reason] for reason in sorted(merged)})

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -165,11 +166,13 @@ def test_json_input_matches_xml(xml_corpus: WikiCorpus, json_corpus: WikiCorpus)
     shared = total = 0
     for from_xml, from_json in zip(xml_corpus.articles, json_corpus.articles):
         _check_links_are_spans(from_json)
-        xml_links = {(l.start, l.end, l.target) for l in from_xml.links}
-        json_links = {(l.start, l.end, l.target) for l in from_json.links}
-        shared += len(xml_links & json_links)
-        total += len(xml_links | json_links)
-    assert shared / total > 0.95  # measured 1.0; texts differ only where {{CURRENTYEAR}} is expanded
+        xml_links = Counter((from_xml.text[l.start:l.end], l.target) for l in from_xml.links)
+        json_links = Counter((from_json.text[l.start:l.end], l.target) for l in from_json.links)
+        shared += (xml_links & json_links).total()
+        total += (xml_links | json_links).total()
+    # measured 0.997: the XML path expands inline templates ({{convert}}, {{lang}}, …) that the WikiExtractor
+    # CLI dropped from the JSON, which moves offsets and keeps the links inside them ({{small|[[Genitive|GEN]]}})
+    assert shared / total > 0.99
 
 
 @needs_data
