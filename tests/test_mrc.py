@@ -44,6 +44,13 @@ def tokenizer(tokenizer_dir):
 
 
 @pytest.fixture(scope="module")
+def excerpt_index():
+    from data_prep.wiki import read_wiki
+
+    return build_index(read_wiki(DUMP, "en", progress=False), "en")
+
+
+@pytest.fixture(scope="module")
 def excerpt_build(tokenizer_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("mrc") / "en"
     manifest = build_wiki_mrc(DUMP, tokenizer_dir, out, MRCParams(lang="en", min_mentions=2),
@@ -310,12 +317,9 @@ def test_excerpt_build_quality(excerpt_build, tokenizer):
     assert manifest["params"]["min_mentions"] == 2
 
 
-def test_excerpt_queries_hide_the_entity_name():
+def test_excerpt_queries_hide_the_entity_name(excerpt_index):
     """Rebuild the raw examples to know each query's entity, then check its name is gone."""
-    from data_prep.wiki import read_wiki
-
-    corpus = read_wiki(DUMP, "en", progress=False)
-    index = build_index(corpus, "en")
+    index = excerpt_index
     params = MRCParams(lang="en", min_mentions=2)
     checked = 0
     for entity in select_entities(index, params)[:40]:
@@ -327,6 +331,28 @@ def test_excerpt_queries_hide_the_entity_name():
                     assert not surface_regex([name], "en", ignore_case=True).search(ex.query()), \
                         (name, ex.query())
     assert checked > 5
+
+
+def test_excerpt_queries_show_few_title_words(excerpt_index):
+    """bench/query_names.py's count on the real excerpt: 5 of 24 queries showed a word of their
+    entity's title before title parts were masked ("Einstein's work"), 4 after — each of those
+    a common word or another article's name, never a part the rule masks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("query_names", REPO / "bench/query_names.py")
+    query_names = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(query_names)
+    baseline = query_names.report(excerpt_index, min_mentions=2, title_parts=False)["totals"]
+    result = query_names.report(excerpt_index, min_mentions=2)
+    totals, rows = result["totals"], {r["title"]: r for r in result["rows"]}
+    assert totals["queries"] == 24 and totals["queries_showing"] <= 4
+    assert baseline["queries_showing"] > totals["queries_showing"]
+    assert "Einstein" not in rows["Albert Einstein"]["query"]
+    assert "<mask>'s work" in rows["Albert Einstein"]["query"]
+    for row in result["rows"]:
+        assert "masked" not in row["shown"].values(), row
+    assert rows["Apollo 8"]["shown"] == {"Apollo": "names another article"}  # the programme
+    assert rows["Appellate court"]["shown"] == {"court": "lower-case word"}
 
 
 def _sha(folder: Path) -> str:
