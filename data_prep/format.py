@@ -10,6 +10,8 @@ Layouts (all int32, one IndexedDataset *document* per example):
   ``[meta]``      = ``[context_start, context_end, s_1, e_1, …, s_k, e_k]``
   (token positions in ``input_ids``; ``context_end`` exclusive = index of the final ``</s>``;
   gold spans inclusive, all inside the context; k = 0 for an unanswerable example).
+  The examples of one entity (one query) are consecutive; ``mrc.groups.npy`` holds the int64
+  offsets of these groups (``BuiltDataset.group_offsets``), which the held-out split uses.
 * ``corpus``   — 1 document per source document, one sequence per segment of token ids
   (no special tokens).
 * ``parallel`` — 2 sequences per document: source ids, target ids (no special tokens).
@@ -31,6 +33,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PREFIXES = {"mrc": "mrc", "corpus": "corpus", "parallel": "parallel"}
 META_HEADER = 2  # context_start, context_end
+GROUPS_SUFFIX = ".groups.npy"  # int64 offsets [G + 1]: group g = documents [off[g], off[g+1])
 
 
 @dataclass
@@ -123,6 +126,19 @@ class BuiltDataset:
         if (self.folder / f"{PREFIXES[self.kind]}.bin").stat().st_size == 0:
             return 0  # an empty build: numpy cannot memory-map an empty file
         return len(self.indexed.document_indices) - 1
+
+    def group_offsets(self) -> np.ndarray | None:
+        """int64 [G + 1] offsets of the groups of consecutive items (MRC: all examples of one
+        entity, i.e. of one query), or None for a folder built without them."""
+        name = self.manifest.get("files", {}).get("groups")
+        if not name:
+            return None
+        offsets = np.load(self.folder / name)
+        if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != len(self) or \
+                (np.diff(offsets) <= 0).any():
+            raise ValueError(f"{self.folder / name} does not partition the {len(self)} items "
+                             "into groups; rebuild the folder")
+        return offsets
 
     def sequences(self, i: int) -> list[np.ndarray]:
         lo, hi = self.indexed.document_indices[i], self.indexed.document_indices[i + 1]

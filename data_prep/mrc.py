@@ -593,14 +593,18 @@ def _build_unit(unit: int) -> int:
     stats: Counter = Counter()
     lo = unit * params.entities_per_unit
     raw: list[RawExample] = []
+    group_sizes = []  # examples per entity (one group = one query), in output order
     for entity in entities[lo: lo + params.entities_per_unit]:
-        raw.extend(entity_examples(index, entity, params, stats))
+        examples = entity_examples(index, entity, params, stats)
+        raw.extend(examples)
+        if examples:
+            group_sizes.append(len(examples))
         stats["entities"] += 1
     encoded = encode_examples(raw, tokenizer, params, stats)
     skipped = {k: stats.pop(k) for k in ("query_without_mention", "no_unanswerable_context")
                if k in stats}
     write_shard(work_dir, unit, (ex.to_arrays() for ex in encoded),
-                {"counts": counter_dict(stats), "skipped": skipped})
+                {"counts": counter_dict(stats), "skipped": skipped}, groups=group_sizes)
     return 1
 
 

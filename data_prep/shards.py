@@ -16,12 +16,12 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from data_prep.format import FORMAT_VERSION, MANIFEST, PREFIXES, megatron_indexed
+from data_prep.format import FORMAT_VERSION, GROUPS_SUFFIX, MANIFEST, PREFIXES, megatron_indexed
 
 WORK = ".work"
 
@@ -47,8 +47,13 @@ def add_counts(total: dict, part: Mapping) -> dict:
 
 
 def write_shard(work_dir: str | Path, unit: int, documents: Iterable[list[np.ndarray]],
-                counts: Mapping) -> None:
-    """Write one unit's documents (each a list of int32 sequences) and commit it."""
+                counts: Mapping, groups: Sequence[int] | None = None) -> None:
+    """Write one unit's documents (each a list of int32 sequences) and commit it.
+
+    `groups` (optional): sizes of consecutive runs of documents that belong together (MRC: the
+    examples of one entity), summing to the number of documents; the merge turns them into
+    `PREFIX.groups.npy` so that readers can split by group (`BuiltDataset.group_offsets`).
+    """
     import torch
 
     IndexedDatasetBuilder = megatron_indexed().IndexedDatasetBuilder
@@ -56,14 +61,29 @@ def write_shard(work_dir: str | Path, unit: int, documents: Iterable[list[np.nda
     prefix = shard_dir / f"{unit:05d}"
     tmp = shard_dir / f"{unit:05d}.partial"
     builder = IndexedDatasetBuilder(str(tmp) + ".bin", dtype=np.int32)
+    n_documents = 0
     for sequences in documents:
         lengths = [len(s) for s in sequences]
         flat = np.concatenate(sequences).astype(np.int32) if sequences else np.zeros(0, np.int32)
         builder.add_document(torch.from_numpy(flat), lengths)
+        n_documents += 1
     builder.finalize(str(tmp) + ".idx")
+    if groups is not None:
+        sizes = np.asarray(groups, dtype=np.int64).reshape(-1)
+        if int(sizes.sum()) != n_documents or (sizes <= 0).any():
+            raise ValueError(f"unit {unit}: group sizes {sizes.tolist()[:8]}… must be positive "
+                             f"and sum to the {n_documents} documents")
+        _atomic_save(prefix.with_suffix(GROUPS_SUFFIX), sizes)
     os.replace(str(tmp) + ".bin", str(prefix) + ".bin")
     os.replace(str(tmp) + ".idx", str(prefix) + ".idx")
     atomic_write_text(prefix.with_suffix(".json"), json.dumps(counts, sort_keys=True))
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def _worker_init() -> None:
@@ -158,11 +178,25 @@ class ShardedBuild:
             gc.unfreeze()
         builder.finalize(str(tmp) + ".idx")
         final = self.out_dir / self.prefix
+        files = {"prefix": self.prefix}
+        group_files = [shard_dir / f"{unit:05d}{GROUPS_SUFFIX}" for unit in range(n_units)]
+        has_groups = [path.is_file() for path in group_files]
+        if any(has_groups):
+            if not all(has_groups):
+                raise BuildError(f"cannot merge: unit {has_groups.index(False)} has no group "
+                                 f"sizes but others do; delete {self.work_dir} and rebuild")
+            sizes = np.concatenate([np.load(path) for path in group_files]) if group_files \
+                else np.zeros(0, np.int64)
+            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            _atomic_save(final.with_suffix(GROUPS_SUFFIX), offsets)
+            files.update(groups=final.name + GROUPS_SUFFIX, group_count=int(len(sizes)),
+                         groups_sha256=_sha256(str(final) + GROUPS_SUFFIX))
         os.replace(str(tmp) + ".bin", str(final) + ".bin")
         os.replace(str(tmp) + ".idx", str(final) + ".idx")
         manifest = add_counts(json.loads(json.dumps(dict(extra))), totals)  # unit counters add up
+        files["sha256"] = _sha256(str(final) + ".bin")
         manifest.update(format_version=FORMAT_VERSION, kind=self.kind, params=self.params,
-                        files={"prefix": self.prefix, "sha256": _sha256(str(final) + ".bin")})
+                        files=files)
         atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True,
                                                               ensure_ascii=False))
         shutil.rmtree(self.work_dir, ignore_errors=True)

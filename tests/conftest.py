@@ -29,14 +29,19 @@ LANG_SIZES = {"en": 300, "de": 100}
 
 def random_examples(rng: np.random.Generator, n: int, max_query: int = 10,
                     max_context: int = 30) -> list:
-    """n random `<s> q </s></s> c </s>` examples; about half answerable (1-3 spans)."""
+    """n random `<s> q </s></s> c </s>` examples; about half answerable (1-3 spans). Like
+    data_prep's output, runs of 1-4 consecutive examples share one query (one entity)."""
     from data_prep.format import MRCExample
 
     examples = []
+    shared = 0
     for _ in range(n):
-        q = int(rng.integers(1, max_query + 1))
+        if shared == 0:
+            q = int(rng.integers(1, max_query + 1))
+            query = rng.integers(4, VOCAB_SIZE - 1, size=q)
+            shared = int(rng.integers(1, 5))
+        shared -= 1
         c = int(rng.integers(3, max_context + 1))
-        query = rng.integers(4, VOCAB_SIZE - 1, size=q)
         context = rng.integers(4, VOCAB_SIZE - 1, size=c)
         ids = np.concatenate([[0], query, [2, 2], context, [2]]).astype(np.int32)
         start = q + 3
@@ -52,17 +57,35 @@ def random_examples(rng: np.random.Generator, n: int, max_query: int = 10,
     return examples
 
 
+def query_of(example) -> tuple:
+    return tuple(example.input_ids[1:example.context_start - 2].tolist())
+
+
+def query_groups(examples: list) -> list[int]:
+    """Sizes of the runs of consecutive examples with the same query (data_prep's entities)."""
+    sizes: list[int] = []
+    for k, ex in enumerate(examples):
+        if k and query_of(ex) == query_of(examples[k - 1]):
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return sizes
+
+
 def write_mrc_folder(out: Path, lang: str, examples: list, tokenizer: dict | None = None,
                      params: dict | None = None) -> Path:
-    """Write `examples` as a finished data_prep MRC folder (two shards, then merge)."""
+    """Write `examples` as a finished data_prep MRC folder (two shards cut at an entity
+    boundary, then merge); entity groups = runs of consecutive examples with one query."""
     from data_prep.shards import ShardedBuild, write_shard
 
     build = ShardedBuild(out, "mrc", params or {"max_seq_len": 64, "max_query_tokens": 16, "seed": 0}, resume=False)
-    half = len(examples) // 2
-    for unit, part in enumerate([examples[:half], examples[half:]]):
+    sizes = query_groups(examples)
+    cut = int(np.cumsum(sizes)[len(sizes) // 2 - 1]) if len(sizes) > 1 else len(examples)
+    for unit, part in enumerate([examples[:cut], examples[cut:]]):
         answerable = sum(ex.answerable for ex in part)
         write_shard(build.work_dir, unit, [ex.to_arrays() for ex in part],
-                    {"counts": {"answerable": answerable, "unanswerable": len(part) - answerable}})
+                    {"counts": {"answerable": answerable, "unanswerable": len(part) - answerable}},
+                    groups=query_groups(part))
     build.merge(2, {"lang": lang, "tokenizer": dict(tokenizer or TOKENIZER)})
     return out
 

@@ -66,3 +66,27 @@ def test_readers_explain_unfinished_or_wrong_folders(tmp_path):
 def test_add_counts_nested():
     assert add_counts({"a": 1, "b": {"c": 2}}, {"a": 2, "b": {"c": 1, "d": 4}}) == \
         {"a": 3, "b": {"c": 3, "d": 4}}
+
+
+def test_group_sizes_merge_into_offsets(tmp_path):
+    build = ShardedBuild(tmp_path / "g", "mrc", {"seed": 1}, resume=False)
+    units = [[2, 1], [], [3]]  # examples per group (entity), per unit
+    for unit, sizes in enumerate(units):
+        docs = [_example(unit * 10 + i, 1).to_arrays() for i in range(sum(sizes))]
+        write_shard(build.work_dir, unit, docs, {"counts": {}}, groups=sizes)
+    manifest = build.merge(len(units), {"lang": "en"})
+    assert manifest["files"]["group_count"] == 3
+    np.testing.assert_array_equal(MRCDataset(tmp_path / "g").group_offsets(), [0, 2, 3, 6])
+    # sizes must cover the unit's documents exactly; a mix with and without groups is refused
+    (tmp_path / "x" / "shards").mkdir(parents=True)
+    with pytest.raises(ValueError, match="sum to the 2 documents"):
+        write_shard(tmp_path / "x", 0, [_example(1, 0).to_arrays()] * 2, {}, groups=[1])
+    mixed = ShardedBuild(tmp_path / "m", "mrc", {}, resume=False)
+    write_shard(mixed.work_dir, 0, [_example(1, 0).to_arrays()], {}, groups=[1])
+    write_shard(mixed.work_dir, 1, [_example(2, 0).to_arrays()], {})
+    with pytest.raises(BuildError, match="unit 1 has no group sizes"):
+        mixed.merge(2, {"lang": "en"})
+    plain = ShardedBuild(tmp_path / "p", "mrc", {}, resume=False)
+    write_shard(plain.work_dir, 0, [_example(1, 0).to_arrays()], {})
+    plain.merge(1, {"lang": "en"})
+    assert MRCDataset(tmp_path / "p").group_offsets() is None
