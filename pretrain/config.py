@@ -56,6 +56,10 @@ class ModelConfig:
     fused_span_loss: StrictBool = False
     """Use `kernels.span_scores.span_bce_loss` (tiled, never builds [B,T,T] logits) instead of
     the naive masked loss."""
+    relevance_weight: StrictFloat = 1.0
+    """Weight of the (0, 0) relevance cell in the WAE mean: loss = (w·ℓ_00 + Σ span cells) /
+    (w + #span cells) per batch. 1 = the paper and the reference (every valid cell counts the
+    same); the CPU demo uses more so that a tiny model learns relevance in minutes."""
 
 
 @dataclass
@@ -71,8 +75,11 @@ class DataConfig:
     max_query_tokens: StrictInt = 128
     """Longest query the run accepts; checked against the data's build parameters when the
     manifest records them."""
-    eval_samples: StrictInt = 100
-    """Examples held out per language for evaluation (the last ones of a seeded permutation)."""
+    eval_entities: StrictInt = 1000
+    """Entities held out per language for evaluation, each with all its examples (answerable and
+    unanswerable: every example of a held-out query), chosen by a permutation seeded from
+    (data.seed, language) — the reference's `--PMR_test` (1000, PMR
+    preprocessing_mPMR/wikipedia2mrc_multiprocess.py)."""
     num_workers: StrictInt = 2
     """Background DataLoader workers per rank (0 = load in the training process)."""
     seed: StrictInt = 1234
@@ -359,8 +366,9 @@ def validate(cfg: RunConfig, world_size: int) -> None:
     _check(d.alpha >= 0, f"data.alpha must be >= 0, got {d.alpha}")
     _check(d.max_seq_len > 0 and d.max_query_tokens > 0,
            "data.max_seq_len and data.max_query_tokens must be > 0")
-    _check(d.eval_samples >= 0 and d.num_workers >= 0,
-           "data.eval_samples and data.num_workers must be >= 0")
+    _check(d.eval_entities >= 0 and d.num_workers >= 0,
+           "data.eval_entities and data.num_workers must be >= 0")
+    _check(m.relevance_weight > 0, f"model.relevance_weight must be > 0, got {m.relevance_weight}")
     _check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}")
     _check(m.extractor_size > 0, f"model.extractor_size must be > 0, got {m.extractor_size}")
     manifests = read_manifests(d)
@@ -423,9 +431,14 @@ def _validate_data_lengths(cfg: RunConfig, manifests: list[tuple[Path, dict]]) -
                f"or rebuild the data")
         dataset = MRCDataset(folder)
         n = len(dataset)
-        _check(n > cfg.data.eval_samples,
-               f"data.paths: {folder} has {n} examples, not more than data.eval_samples="
-               f"{cfg.data.eval_samples}; lower data.eval_samples")
+        offsets = dataset.group_offsets()
+        _check(offsets is not None,
+               f"data.paths: {folder} has no entity groups (mrc.groups.npy), so no held-out split "
+               f"by entity is possible; rebuild it with this version of data_prep")
+        entities = len(offsets) - 1
+        _check(entities > cfg.data.eval_entities,
+               f"data.paths: {folder} has {entities} entities, not more than data.eval_entities="
+               f"{cfg.data.eval_entities}; lower data.eval_entities")
         starts = dataset.indexed.document_indices[:-1]
         longest = int(np.max(dataset.indexed.sequence_lengths[starts])) if n else 0
         _check(longest <= cfg.data.max_seq_len,

@@ -1,8 +1,11 @@
 """mPMR data pipeline: per-language MRC folders → α blend → deterministic global order → per-rank
 micro-batches padded to their longest sequence.
 
-* Held-out split: per language, the first `data.eval_samples` of a permutation seeded by
-  (data.seed, language) are evaluation examples; the rest are training examples.
+* Held-out split by entity: per language, the first `data.eval_entities` entities of a
+  permutation seeded by (data.seed, language) are held out with all their examples (answerable
+  and unanswerable — every example of a held-out query), as the reference's `--PMR_test`; the
+  other entities' examples are training examples. Entities are the groups of consecutive
+  examples recorded by data_prep (`MRCDataset.group_offsets`).
 * Blend: p_i ∝ (n_i / N)^α over the training sizes n_i (`blend_weights`).
 * Global order (`BlendedSampler`): an epoch has E = Σ n_i positions; language i owns
   c_i ≈ E·p_i of them (largest-remainder rounding). The epoch is cut into blocks of 65,536
@@ -193,12 +196,21 @@ class DataInfo:
         return blend_weights(self.train_sizes, alpha)
 
 
-def split_ids(n: int, eval_samples: int, seed: int, lang: str) -> tuple[np.ndarray, np.ndarray]:
-    """(train ids, eval ids) of one language, both sorted; disjoint, union = range(n)."""
-    if eval_samples >= n:
-        raise ValueError(f"{lang}: {n} examples, not more than eval_samples={eval_samples}")
-    perm = np.random.default_rng([seed, _lang_seed(lang), 0xE7A1]).permutation(n)
-    return np.sort(perm[eval_samples:]), np.sort(perm[:eval_samples])
+def split_ids(group_offsets: np.ndarray, eval_entities: int, seed: int,
+              lang: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train ids, eval ids) of one language, both sorted int64; disjoint, union = all examples.
+    `group_offsets` [G + 1]: entity g owns examples [off[g], off[g + 1]); the first
+    `eval_entities` entities of a permutation seeded by (seed, language) are held out whole."""
+    offsets = np.asarray(group_offsets, dtype=np.int64)
+    n_groups = len(offsets) - 1
+    if eval_entities >= n_groups:
+        raise ValueError(f"{lang}: {n_groups} entities, not more than eval_entities="
+                         f"{eval_entities}")
+    held = np.zeros(n_groups, dtype=bool)
+    held[np.random.default_rng([seed, _lang_seed(lang), 0xE7A1]).permutation(n_groups)
+         [:eval_entities]] = True
+    per_example = np.repeat(held, np.diff(offsets))  # [n] True = held out
+    return np.flatnonzero(~per_example), np.flatnonzero(per_example)
 
 
 def data_info(cfg: RunConfig) -> DataInfo:
@@ -208,8 +220,13 @@ def data_info(cfg: RunConfig) -> DataInfo:
     languages = [manifest["lang"] for _, manifest in manifests]
     sizes, train_ids, eval_ids = {}, [], []
     for folder, lang in zip(folders, languages):
-        sizes[lang] = len(MRCDataset(folder))
-        train, held_out = split_ids(sizes[lang], cfg.data.eval_samples, cfg.data.seed, lang)
+        dataset = MRCDataset(folder)
+        sizes[lang] = len(dataset)
+        offsets = dataset.group_offsets()
+        if offsets is None:
+            raise ValueError(f"{folder}: no entity groups (mrc.groups.npy); rebuild it with this "
+                             "version of data_prep")
+        train, held_out = split_ids(offsets, cfg.data.eval_entities, cfg.data.seed, lang)
         train_ids.append(train)
         eval_ids.append(held_out)
     digest = hashlib.sha256()
@@ -350,10 +367,14 @@ def train_batches(cfg: RunConfig, rank: int, world_size: int, consumed_samples: 
     yield from _loader(cfg, info, _TrainBatchIndices(sampler, info.train_ids, positions))
 
 
-def eval_samples(info: DataInfo, world_size: int) -> list[Sample]:
-    """All held-out samples in language order, truncated to a multiple of world_size (every rank
-    must run the same number of forward passes under ZeRO-3)."""
+def eval_samples(info: DataInfo, world_size: int, seed: int = 0) -> list[Sample]:
+    """All held-out samples in an order shuffled once by `seed` (so that an evaluation cut to
+    `train.eval_batches` still sees every language and many entities, not the first entities of
+    the first language), truncated to a multiple of world_size (every rank must run the same
+    number of forward passes under ZeRO-3)."""
     samples = [(lang, int(i)) for lang, ids in enumerate(info.eval_ids) for i in ids]
+    order = np.random.default_rng([seed, 0xE7A2]).permutation(len(samples))
+    samples = [samples[k] for k in order]
     return samples[: len(samples) - len(samples) % world_size]
 
 
@@ -362,7 +383,7 @@ def eval_batches(cfg: RunConfig, rank: int, world_size: int,
     """This rank's held-out micro-batches (rank r takes samples r, r + W, …); every rank yields
     the same number of batches. Finite; deterministic; disjoint from training ids."""
     info = info or data_info(cfg)
-    mine = eval_samples(info, world_size)[rank::world_size]
+    mine = eval_samples(info, world_size, cfg.data.seed)[rank::world_size]
     micro = cfg.train.micro_batch_size
     batches = [mine[i:i + micro] for i in range(0, len(mine), micro)]
     if batches:

@@ -25,7 +25,8 @@ from transformers import XLMRobertaConfig, XLMRobertaModel
 from pretrain.config import ModelConfig
 
 PART_NAMES = ("cls_loss_sum", "cls_count", "span_loss_sum", "span_count")
-EVAL_KEYS = ("span_tp", "span_fp", "span_fn", "relevance_correct", "relevance_total")
+EVAL_KEYS = ("span_tp", "span_fp", "span_fn", "relevance_correct", "relevance_total",
+             "answerable", "best_span_exact", "random_span_exact")
 
 
 class MPMRModel(nn.Module):
@@ -39,7 +40,7 @@ class MPMRModel(nn.Module):
     """
 
     def __init__(self, encoder: XLMRobertaModel, extractor_size: int = 1024, dropout: float = 0.1,
-                 fused_span_loss: bool = False):
+                 fused_span_loss: bool = False, relevance_weight: float = 1.0):
         super().__init__()
         hidden = encoder.config.hidden_size
         self.encoder = encoder
@@ -47,6 +48,7 @@ class MPMRModel(nn.Module):
             nn.Linear(hidden, extractor_size), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(extractor_size, hidden))
         self.fused_span_loss = fused_span_loss
+        self.relevance_weight = relevance_weight
         std = encoder.config.initializer_range
         for layer in (self.extractor[0], self.extractor[3]):
             nn.init.normal_(layer.weight, std=std)
@@ -93,7 +95,8 @@ class MPMRModel(nn.Module):
     # ------------------------------------------------------------------ tasks
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         q, k = self.encode(batch["input_ids"], batch["attention_mask"])
-        return wae_loss(q, k, batch, fused=self.fused_span_loss)
+        return wae_loss(q, k, batch, fused=self.fused_span_loss,
+                        relevance_weight=self.relevance_weight)
 
     @torch.no_grad()
     def _eval_counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
@@ -104,13 +107,17 @@ class MPMRModel(nn.Module):
 
 # ---------------------------------------------------------------------- loss and metrics
 
-def wae_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor],
-             fused: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+def wae_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor], fused: bool = False,
+             relevance_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """WAE loss from q = FFN(H), k = H [B, T, h] and the batch's context_start / context_end [B],
     answer_spans [N, 3], lang_id [B] (and attention_mask [B, T] for the naive path).
-    Returns (loss, parts) as `MPMRModel.loss`. fp32 (fp64 for fp64 inputs)."""
+    Returns (loss, parts) as `MPMRModel.loss`. fp32 (fp64 for fp64 inputs).
+
+    `relevance_weight` w weighs the (0, 0) cells: loss = (w·Σ ℓ_00 + Σ ℓ_span) /
+    (w·#(0,0) + #span cells); w = 1 is the plain mean over all valid cells (paper, reference).
+    The parts are never weighted."""
     if fused:
-        return _fused_wae_loss(q, k, batch)
+        return _fused_wae_loss(q, k, batch, relevance_weight)
     logits = span_logits(q, k)  # [B, T, T]
     valid = valid_cells(batch["context_start"], batch["context_end"],
                         batch.get("attention_mask"), length=logits.shape[1])  # [B, T, T]
@@ -121,20 +128,29 @@ def wae_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor],
     per_example = cell_loss.sum(dim=(1, 2))  # [B]
     cls_loss = cell_loss[:, 0, 0]  # [B]
     count = valid.sum(dim=(1, 2)).to(logits.dtype)  # [B]
-    loss = per_example.sum() / count.sum().clamp_min(1.0)
+    cls_count = valid[:, 0, 0].to(logits.dtype)
+    if relevance_weight == 1.0:
+        loss = per_example.sum() / count.sum().clamp_min(1.0)
+    else:
+        loss = _weighted_mean(cls_loss.sum(), cls_count.sum(), (per_example - cls_loss).sum(),
+                              (count - cls_count).sum(), relevance_weight)
     groups, member = torch.unique(batch["lang_id"], return_inverse=True)  # [G], [B]
 
     def by_language(values: Tensor) -> Tensor:  # [B] → [G]
         out = torch.zeros(len(groups), dtype=torch.float64, device=values.device)
         return out.index_add_(0, member.to(values.device), values.detach().double())
 
-    cls_count = valid[:, 0, 0].to(logits.dtype)
     return loss, _parts(by_language(cls_loss), by_language(cls_count),
                         by_language(per_example - cls_loss), by_language(count - cls_count), groups)
 
 
-def _fused_wae_loss(q: Tensor, k: Tensor,
-                    batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+def _weighted_mean(cls_sum: Tensor, cls_count: Tensor, span_sum: Tensor, span_count: Tensor,
+                   weight: float) -> Tensor:
+    return (weight * cls_sum + span_sum) / (weight * cls_count + span_count).clamp_min(1.0)
+
+
+def _fused_wae_loss(q: Tensor, k: Tensor, batch: dict[str, Tensor],
+                    relevance_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """Tiled loss from `kernels.span_scores` (no [B, T, T] tensor), one call per language present
     so the parts stay per language; the total is the same mean over all valid cells."""
     try:
@@ -156,15 +172,24 @@ def _fused_wae_loss(q: Tensor, k: Tensor,
                                   batch["context_end"][index], mine,
                                   answer_counts(mine, len(index)), reduction="parts"))
     parts = torch.stack(rows)  # [G, 4] = cls_sum, cls_count, span_sum, span_count
-    loss = (parts[:, 0].sum() + parts[:, 2].sum()) / (parts[:, 1].sum() + parts[:, 3].sum())
+    if relevance_weight == 1.0:
+        loss = (parts[:, 0].sum() + parts[:, 2].sum()) / (parts[:, 1].sum() + parts[:, 3].sum())
+    else:
+        loss = _weighted_mean(*parts.sum(0), relevance_weight)
     return loss, _parts(parts[:, 0], parts[:, 1], parts[:, 2], parts[:, 3], groups)
 
 
 def span_eval_counts(logits: Tensor, context_start: Tensor, context_end: Tensor,
-                     answer_spans: Tensor) -> dict[str, int]:
-    """logits [B, T, T] → span tp/fp/fn at logit > 0 over context cells only (i ≤ j, both in
-    [context_start, context_end); the (0, 0) cell and the [CLS] row never count as spans), and
-    relevance correct/total with "answerable" predicted iff Z_00 > 0."""
+                     answer_spans: Tensor) -> dict[str, float]:
+    """logits [B, T, T] → counts (sums over the batch):
+
+    * span_tp / span_fp / span_fn at logit > 0 over context cells only (i ≤ j, both in
+      [context_start, context_end); the (0, 0) cell and the [CLS] row never count as spans);
+    * relevance_correct / relevance_total with "answerable" predicted iff Z_00 > 0, and
+      `answerable` (examples with a gold span: the majority-class baseline);
+    * best_span_exact: answerable examples whose highest-logit context span is a gold span, and
+      random_span_exact: its expectation for a span drawn uniformly from the context cells
+      (Σ #gold / #cells) — the trivial baseline printed beside it."""
     size, length = logits.shape[0], logits.shape[1]
     positions = torch.arange(length, device=logits.device)
     in_context = (positions >= context_start[:, None]) & (positions < context_end[:, None])  # [B, T]
@@ -174,12 +199,19 @@ def span_eval_counts(logits: Tensor, context_start: Tensor, context_end: Tensor,
     gold[:, 0, 0] = False
     predicted = (logits > 0) & context_cells
     answerable = answer_counts(answer_spans, size).to(logits.device) > 0
+    best = logits.float().masked_fill(~context_cells, float("-inf")).flatten(1).argmax(1)  # [B]
+    best_is_gold = gold.flatten(1).gather(1, best[:, None]).squeeze(1) & answerable
+    n_cells = context_cells.flatten(1).sum(1).clamp_min(1)  # [B]
+    n_gold = gold.flatten(1).sum(1)  # [B]
     return {
         "span_tp": int((predicted & gold).sum()),
         "span_fp": int((predicted & ~gold).sum()),
         "span_fn": int((gold & ~predicted).sum()),
         "relevance_correct": int(((logits[:, 0, 0] > 0) == answerable).sum()),
         "relevance_total": int(size),
+        "answerable": int(answerable.sum()),
+        "best_span_exact": int(best_is_gold.sum()),
+        "random_span_exact": float((n_gold / n_cells)[answerable].double().sum()),
     }
 
 
@@ -258,15 +290,22 @@ def summarize_parts(sums: Tensor, languages: list[str]) -> dict[str, float]:
     return out
 
 
-def summarize_eval(counts: dict[str, int]) -> dict[str, float]:
-    """Summed eval counts → span precision / recall / f1 and relevance_acc (0 where undefined)."""
+def summarize_eval(counts: dict[str, float]) -> dict[str, float]:
+    """Summed eval counts → span precision / recall / f1, relevance_acc and its majority-class
+    baseline relevance_majority, best-span exact match on answerable examples (best_span_em)
+    and its random-span baseline random_span_em (0 where undefined)."""
     tp, fp, fn = (counts.get(k, 0) for k in ("span_tp", "span_fp", "span_fn"))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     total = counts.get("relevance_total", 0)
+    answerable = counts.get("answerable", 0)
     accuracy = counts.get("relevance_correct", 0) / total if total else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "relevance_acc": accuracy}
+    majority = max(answerable, total - answerable) / total if total else 0.0
+    best = counts.get("best_span_exact", 0) / answerable if answerable else 0.0
+    random = counts.get("random_span_exact", 0) / answerable if answerable else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "relevance_acc": accuracy,
+            "relevance_majority": majority, "best_span_em": best, "random_span_em": random}
 
 
 # ---------------------------------------------------------------------- construction
@@ -305,7 +344,8 @@ def build_model(cfg: ModelConfig, tokenizer_info: dict) -> MPMRModel:
             raise ValueError(f"model.init_from={source} has {encoder.config.vocab_size} token "
                              f"embeddings but the data's tokenizer has {vocab} ids; build the data "
                              f"with the model's tokenizer")
-    return MPMRModel(encoder, cfg.extractor_size, cfg.dropout, cfg.fused_span_loss)
+    return MPMRModel(encoder, cfg.extractor_size, cfg.dropout, cfg.fused_span_loss,
+                     cfg.relevance_weight)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

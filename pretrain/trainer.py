@@ -384,15 +384,19 @@ class Trainer:
                 done += 1
         self.engine.train()
         packed = distributed.all_reduce_sum(torch.cat([counts, part_sums.flatten()]))
-        totals = dict(zip(EVAL_KEYS, (int(x) for x in packed[:len(EVAL_KEYS)].tolist())))
+        totals = dict(zip(EVAL_KEYS, packed[:len(EVAL_KEYS)].tolist()))
         result = {"step": self.step, "eval": True, **summarize_eval(totals),
                   **summarize_parts(packed[len(EVAL_KEYS):].view(4, -1), self.info.languages),
                   "eval_batches_per_rank": done}
         self.log.record(result, "eval")
-        self.log.print(f"eval step {self.step} | span P {result['precision']:.3f} R "
-                       f"{result['recall']:.3f} F1 {result['f1']:.3f} | relevance acc "
-                       f"{result['relevance_acc']:.3f} | loss "
-                       f"{result.get('loss', float('nan')):.4f}"
+        self.log.print(f"eval step {self.step} | best-span EM {result['best_span_em']:.3f} "
+                       f"(random span {result['random_span_em']:.4f}) | relevance acc "
+                       f"{result['relevance_acc']:.3f} (majority "
+                       f"{result['relevance_majority']:.3f}) | span P {result['precision']:.3f} "
+                       f"R {result['recall']:.3f} F1 {result['f1']:.3f} | loss "
+                       f"{result.get('loss', float('nan')):.4f} (cls "
+                       f"{result.get('cls_loss', float('nan')):.4f}, span "
+                       f"{result.get('span_loss', float('nan')):.4f})"
                        f" | {time.perf_counter() - started:.1f}s")
         self.last_eval = result
         self.window.started += time.perf_counter() - started  # keep eval out of tokens/s

@@ -27,12 +27,21 @@ def test_recipes_hold_paper_settings():
     assert large.train.global_batch_size == 80  # mtrain-large.sh: 4 GPUs x 20
     assert (large.data.max_seq_len, large.data.max_query_tokens) == (512, 128)
     assert (large.train.precision, large.train.zero_stage) == ("bf16", 2)
-    assert large.model.extractor_size == 1024
-    ds = deepspeed_config(large, 8)
-    assert ds["scheduler"]["type"] == "WarmupDecayLR"
-    assert ds["scheduler"]["params"]["warmup_num_steps"] == 10_000  # warmup_ratio 0.1 of 100k
+    assert large.model.extractor_size == 1024 and large.model.dropout == 0.1
     base = load_config(CONFIGS / "mpmr_base.yaml")
     assert base.model.init_from == "xlm-roberta-base" and base.train.global_batch_size == 256  # mtrain.sh: 4 x 64
+    for recipe, steps in ((large, 100_000), (base, 250_000)):  # paper §A.1
+        # PMR mPMR/train.py: transformers AdamW (betas 0.9, 0.999), eps 1e-8, no decay, 6 %
+        # linear warmup then linear decay to 0; natural language mix (wiki_mix_fast.py);
+        # 1000 held-out entities per language (--PMR_test); all cells weigh the same
+        assert recipe.optim.betas == (0.9, 0.999) and recipe.optim.eps == 1e-8
+        assert recipe.optim.weight_decay == 0.0 and recipe.optim.warmup_ratio == 0.06
+        assert recipe.optim.min_lr == 0.0 and recipe.train.train_steps == steps
+        assert recipe.data.alpha == 1.0 and recipe.data.eval_entities == 1000
+        assert recipe.model.relevance_weight == 1.0 and recipe.train.seed == 42
+        ds = deepspeed_config(recipe, 8)
+        assert ds["scheduler"]["type"] == "WarmupDecayLR"
+        assert ds["scheduler"]["params"]["warmup_num_steps"] == int(0.06 * steps)
     tiny = load_config(CONFIGS / "tiny_mpmr.yaml")
     assert (tiny.model.hidden_size, tiny.model.num_layers, tiny.model.num_heads) == (32, 2, 2)
     assert (tiny.data.max_seq_len, tiny.train.micro_batch_size, tiny.train.global_batch_size) == \
@@ -172,7 +181,7 @@ def test_model_checks(tiny_config, tmp_path):
 def test_other_value_checks(tiny_config):
     cases = [("train.precision=fp8", "train.precision"), ("train.zero_stage=4", "zero_stage"),
              ("optim.warmup_steps=30", "longer than train.train_steps"),
-             ("data.eval_samples=100", "not more than data.eval_samples"),
+             ("data.eval_entities=1000", "not more than data.eval_entities"),
              ("data.alpha=-1", "data.alpha")]
     for override, needle in cases:
         with pytest.raises(ConfigError, match=needle):

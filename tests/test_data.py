@@ -14,11 +14,12 @@ from data_prep.format import MRCDataset
 from data_prep.format import MRCExample
 from pretrain.config import load_config
 from pretrain.data import (
-    BlendedSampler, MRCCollator, blend_weights, data_info, eval_batches, format_weights,
+    BlendedSampler, MRCCollator, blend_weights, data_info, eval_batches, eval_samples,
+    format_weights,
     split_ids, train_batches,
 )
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, query_of
 
 
 def test_blend_weights_alpha():
@@ -165,19 +166,42 @@ def test_collator_rejects_too_long_sequences():
         MRCCollator(pad_id=1, max_seq_len=8)([(0, example)])
 
 
-def test_held_out_split_never_overlaps_training(tiny_mrc_data):
-    cfg = _config(tiny_mrc_data, **{"data.eval_samples": 6})
+def test_held_out_split_is_by_entity(tiny_mrc_data):
+    cfg = _config(tiny_mrc_data, **{"data.eval_entities": 3})
     info = data_info(cfg)
-    for lang, train, held in zip(info.languages, info.train_ids, info.eval_ids):
-        assert len(held) == 6 and not set(train.tolist()) & set(held.tolist())
-        assert len(train) + len(held) == info.sizes[lang]
-    train_ids, eval_ids = split_ids(100, 6, cfg.data.seed, "de")
-    assert np.array_equal(eval_ids, info.eval_ids[0])  # deterministic from (seed, language)
+    datasets = [MRCDataset(folder) for folder in info.folders]
+    for lang, (dataset, train, held) in enumerate(zip(datasets, info.train_ids, info.eval_ids)):
+        assert not set(train.tolist()) & set(held.tolist())
+        assert len(train) + len(held) == info.sizes[info.languages[lang]]
+        offsets = dataset.group_offsets()
+        held_groups = {int(np.searchsorted(offsets, i, side="right")) - 1 for i in held}
+        assert len(held_groups) == 3  # three whole entities: every example of each
+        assert sum(int(offsets[g + 1] - offsets[g]) for g in held_groups) == len(held)
+        # no held-out query ever appears in a training example
+        held_queries = {query_of(dataset[int(i)]) for i in held}
+        assert not held_queries & {query_of(dataset[int(i)]) for i in train}
+    offsets = datasets[0].group_offsets()
+    again = split_ids(offsets, 3, cfg.data.seed, info.languages[0])
+    assert np.array_equal(again[1], info.eval_ids[0])  # deterministic from (seed, language)
+    other_seed = split_ids(offsets, 3, cfg.data.seed + 1, info.languages[0])
+    assert not np.array_equal(other_seed[1], info.eval_ids[0])
+    with pytest.raises(ValueError, match="not more than eval_entities"):
+        split_ids(offsets, len(offsets) - 1, 0, "en")
+
+
+def test_held_out_split_never_overlaps_training(tiny_mrc_data):
+    cfg = _config(tiny_mrc_data, **{"data.eval_entities": 2})
+    info = data_info(cfg)
+    n_held = sum(len(ids) for ids in info.eval_ids)
     # what eval_batches yields is exactly the held-out examples, never a training sample
     per_rank = [[row for b in eval_batches(cfg, rank, 2, info) for row in _rows(b)]
                 for rank in (0, 1)]
-    assert len(per_rank[0]) == len(per_rank[1]) == 6  # 12 held out, split evenly
+    assert len(per_rank[0]) == len(per_rank[1]) == n_held // 2  # split evenly
+    # shuffled across languages: a cut evaluation (train.eval_batches) still sees every language
+    langs = [lang for lang, _ in eval_samples(info, 1, cfg.data.seed)]
+    assert langs != sorted(langs) and set(langs) == {0, 1}
     datasets = [MRCDataset(folder) for folder in info.folders]
+    assert len(per_rank[0] + per_rank[1]) == n_held - n_held % 2
     held_rows = {(lang, tuple(datasets[lang][int(i)].input_ids.tolist()))
                  for lang, ids in enumerate(info.eval_ids) for i in ids}
     train_rows = {(lang, tuple(datasets[lang][int(i)].input_ids.tolist()))

@@ -169,12 +169,16 @@ def test_eval_counts_ignore_cls_cell_and_non_context_cells():
     logits[1, 1, 5] = 9.0  # padding / query: ignored
     counts = span_eval_counts(logits, batch["context_start"], batch["context_end"],
                               batch["answer_spans"])
-    assert counts == {"span_tp": 1, "span_fp": 1, "span_fn": 0, "relevance_correct": 1,
-                      "relevance_total": 2}
+    assert counts == pytest.approx({
+        "span_tp": 1, "span_fp": 1, "span_fn": 0, "relevance_correct": 1, "relevance_total": 2,
+        # best context span (3, 4) is gold; a random span of example 0's 3 context cells hits
+        # its one gold span with probability 1/3; example 1 has no answer
+        "answerable": 1, "best_span_exact": 1, "random_span_exact": 1 / 3})
     logits[0, 3, 4] = -1.0
     counts = span_eval_counts(logits, batch["context_start"], batch["context_end"],
                               batch["answer_spans"])
     assert (counts["span_tp"], counts["span_fp"], counts["span_fn"]) == (0, 1, 1)
+    assert counts["best_span_exact"] == 0  # now (3, 3) wins: not gold
 
 
 def test_summarize_eval():
@@ -185,6 +189,28 @@ def test_summarize_eval():
     assert summary["f1"] == pytest.approx(2 * 0.75 * 0.5 / 1.25)
     assert summary["relevance_acc"] == pytest.approx(0.7)
     assert summarize_eval({})["f1"] == 0.0
+    summary = summarize_eval({"relevance_correct": 7, "relevance_total": 10, "answerable": 4,
+                              "best_span_exact": 3, "random_span_exact": 0.02})
+    assert summary["relevance_majority"] == pytest.approx(0.6)  # 6 of 10 unanswerable
+    assert summary["best_span_em"] == pytest.approx(0.75)
+    assert summary["random_span_em"] == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_relevance_weight_weighs_the_cls_cells(fused):
+    batch = hand_batch()
+    model = tiny_model()
+    q, k = model.encode(batch["input_ids"], batch["attention_mask"])
+    q, k = q.double(), k.double()
+    plain, parts = wae_loss(q, k, batch, fused=fused)
+    weighted, weighted_parts = wae_loss(q, k, batch, fused=fused, relevance_weight=5.0)
+    cls_sum, cls_n = parts["cls_loss_sum"].sum(), parts["cls_count"].sum()
+    span_sum, span_n = parts["span_loss_sum"].sum(), parts["span_count"].sum()
+    torch.testing.assert_close(plain, (cls_sum + span_sum) / (cls_n + span_n))
+    torch.testing.assert_close(weighted, (5 * cls_sum + span_sum) / (5 * cls_n + span_n))
+    assert not torch.isclose(weighted, plain)
+    for name in ("cls_loss_sum", "span_loss_sum"):  # the logged parts are never weighted
+        torch.testing.assert_close(weighted_parts[name], parts[name])
 
 
 def test_build_from_local_hf_folder(tmp_path):
