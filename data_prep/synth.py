@@ -41,7 +41,8 @@ def supported_languages() -> list[str]:
 
 
 def write_synthetic_wiki(out_dir: str | Path, langs: list[str], *, articles_per_lang: int = 60,
-                         seed: int = 0) -> list[Path]:
+                         seed: int = 0, described_mentions: float = 0.0,
+                         generated_entities: bool = False) -> list[Path]:
     """Write one `{lang}wiki-synth-pages-articles.xml.bz2` per language; returns the paths.
 
     `articles_per_lang` counts namespace-0 content pages (entities, linking articles, stubs and
@@ -59,7 +60,9 @@ def write_synthetic_wiki(out_dir: str | Path, langs: list[str], *, articles_per_
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for lang in langs:
-        pages = _Generator(lang, random.Random(f"synth-{seed}-{lang}")).pages(articles_per_lang)
+        generator = _Generator(lang, random.Random(f"synth-{seed}-{lang}"), described_mentions,
+                               generated_entities)
+        pages = generator.pages(articles_per_lang)
         path = out_dir / f"{lang}wiki-synth-pages-articles.xml.bz2"
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(bz2.compress(_dump_xml(lang, pages).encode("utf-8"), 9))
@@ -71,8 +74,11 @@ def write_synthetic_wiki(out_dir: str | Path, langs: list[str], *, articles_per_
 class _Generator:
     """Pages of one language; all randomness comes from `rng`."""
 
-    def __init__(self, lang: str, rng: random.Random):
+    def __init__(self, lang: str, rng: random.Random, described_mentions: float = 0.0,
+                 generated_entities: bool = False):
         self.lang = lang
+        self.described_mentions = described_mentions
+        self.generated_entities = generated_entities
         self.lex = LEXICON[lang]
         self.rng = rng
         self.entities: list[Entity] = self.lex["entities"]
@@ -108,6 +114,12 @@ class _Generator:
         if gender == "f" and adj.endswith("ा"):  # hi: बड़ा -> बड़ी
             adj = adj[:-1] + "ी"
         return f"{adj} {noun}", f"{adj} {noun}"
+
+    def _generated_kind(self) -> str:
+        """A description for a generated entity: two noun phrases ("the old bridge, the quiet
+        lake"), distinctive enough that a mention's description identifies its entity."""
+        sep = {"zh": "，", "th": " ", "ar": "، "}.get(self.lang, ", ")
+        return self.noun_phrase()[0] + sep + self.noun_phrase()[0]
 
     def fill(self, template: str, **slots: str) -> str:
         rng = self.rng
@@ -150,6 +162,9 @@ class _Generator:
             text, trail, sentence = entity.trail
             return [self.fill(sentence, e=f"[[{text}]]{trail}")]
         markup, shown = self.link(entity)
+        if self.described_mentions and rng.random() < self.described_mentions:
+            space = "" if self.lang in ("zh", "th") else " "
+            markup = f"{markup}{space}({entity.kind})"  # "[[Danube]] (the second-longest river…)"
         sentences = [self.fill(rng.choice(self.lex["mentions"]), E=markup)]
         if rng.random() < 0.3:
             sentences.append(self.fill(rng.choice(self.lex["mentions"]), E=shown))
@@ -208,12 +223,19 @@ class _Generator:
 
     def pages(self, n_articles: int) -> list[_Page]:
         rng = self.rng
-        n_entities = min(len(self.entities), max(2, n_articles // 4))
+        n_entities = max(2, n_articles // 4)
+        if not self.generated_entities:
+            n_entities = min(len(self.entities), n_entities)
         n_stubs = max(1, n_articles // 20)
         n_linking = n_articles - n_entities - n_stubs - 1
         entities = self.entities[:n_entities]
         taken = {e.title for e in self.entities} | {e.redirect for e in self.entities}
         taken.add(self.lex["dab"][0])
+        while len(entities) < n_entities:  # beyond the lexicon: noun-phrase entities
+            title = self.noun_phrase()[1]
+            if title not in taken:
+                taken.add(title)
+                entities.append(Entity(title, self._generated_kind()))
         titles = []
         while len(titles) < n_linking + n_stubs:
             title = self.noun_phrase()[1]
@@ -241,6 +263,50 @@ class _Generator:
                   for c in self.lex["categories"]]
         rng.shuffle(pages)
         return pages
+
+
+def write_synthetic_ner(out_dir: str | Path, langs: list[str], *, sentences: int = 300,
+                        seed: int = 0) -> list[Path]:
+    """Person-name NER sentences in the synthetic languages, XTREME / PAN-X format
+    (`token<TAB>IOB2 tag`, blank line between sentences): `DIR/{train,dev}-{lang}.tsv` with
+    `sentences` each. Sentences are the dumps' templates that name a person ("According to
+    Sarah Lewis, the old bridge was built in 1802."); the person is the only entity (B-/I-PER).
+    Words come from `data_prep.wordtok.word_spans`, characters for zh/th (as PAN-X zh). Output
+    depends only on (langs, sentences, seed); the dev split uses other draws than train."""
+    from data_prep.wordtok import word_spans
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for lang in langs:
+        for split in ("train", "dev"):
+            generator = _Generator(lang, random.Random(f"synth-ner-{seed}-{split}-{lang}"))
+            lex, rng = generator.lex, generator.rng
+            templates = [t for t in lex["fillers"] + lex["mentions"] if "{person}" in t]
+            blocks = []
+            for _ in range(sentences):
+                person = rng.choice(lex["people"].split("|"))
+                entity = rng.choice(generator.entities)
+                text = generator.fill(rng.choice(templates), person=person,
+                                      E=entity.art + entity.name)
+                start = text.find(person)
+                assert start >= 0, (lang, text)  # names are never inflected by the templates
+                end = start + len(person)
+                if lang in ("zh", "th"):
+                    spans = [(i, i + 1) for i, c in enumerate(text) if not c.isspace()]
+                else:
+                    spans = word_spans(text, lang)
+                lines, previous = [], "O"
+                for a, b in spans:
+                    inside = start <= a and b <= end
+                    tag = ("I-PER" if previous != "O" else "B-PER") if inside else "O"
+                    lines.append(f"{text[a:b]}\t{tag}\n")
+                    previous = tag
+                blocks.append("".join(lines))
+            path = out_dir / f"{split}-{lang}.tsv"
+            path.write_text("\n".join(blocks) + "\n", encoding="utf-8")
+            paths.append(path)
+    return paths
 
 
 def _capitalize(sentence: str) -> str:
@@ -309,12 +375,32 @@ def register(subparsers) -> None:
                         help=f"comma-separated, from {','.join(supported_languages())}")
     parser.add_argument("--articles-per-lang", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--described-mentions", type=float, default=0.0, metavar="P",
+                        help="share of linked mentions followed by the entity's description in "
+                        "parentheses, e.g. 'the [[Danube]] (the second-longest river in Europe)' "
+                        "(default 0)")
+    parser.add_argument("--ner-sentences", type=int, default=0, metavar="N",
+                        help="also write DIR/ner/{train,dev}-{lang}.tsv: N person-name NER "
+                        "sentences per split in XTREME format (default 0: none)")
+    parser.add_argument("--generated-entities", action="store_true",
+                        help="one entity per 4 articles even beyond the hand-written lexicon "
+                        "(16 per language): the extra ones are noun phrases with generated "
+                        "descriptions")
     parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
-    for path in write_synthetic_wiki(args.out, langs, articles_per_lang=args.articles_per_lang,
-                                     seed=args.seed):
-        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    if not 0.0 <= args.described_mentions <= 1.0:
+        raise ValueError(f"--described-mentions must be in [0, 1], got {args.described_mentions}")
+    if args.ner_sentences < 0:
+        raise ValueError(f"--ner-sentences must be >= 0, got {args.ner_sentences}")
+    paths = write_synthetic_wiki(args.out, langs, articles_per_lang=args.articles_per_lang,
+                                 seed=args.seed, described_mentions=args.described_mentions,
+                                 generated_entities=args.generated_entities)
+    if args.ner_sentences:
+        paths += write_synthetic_ner(Path(args.out) / "ner", langs,
+                                     sentences=args.ner_sentences, seed=args.seed)
+    for path in paths:
+        print(f"wrote {path} ({max(1, path.stat().st_size // 1024)} KiB)")
     return 0

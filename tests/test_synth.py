@@ -133,3 +133,47 @@ def test_articles_per_lang_and_cli(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), "--langs", "en,xx"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no synthetic lexicon for xx" in err
+
+
+def test_demo_options_add_entities_and_described_mentions(tmp_path, dumps):
+    """--generated-entities: one entity per 4 articles beyond the 16-entity lexicon;
+    --described-mentions 1: every linked mention is followed by its entity's description.
+    Both off (the default) leave the dumps exactly as they were."""
+    from data_prep.synth_lexicon import LEXICON
+
+    (path,) = write_synthetic_wiki(tmp_path / "demo", ["en"], articles_per_lang=120,
+                                   generated_entities=True, described_mentions=1.0)
+    text = "\n".join(p["text"] or "" for p in pages(path))
+    lexicon = {e.title for e in LEXICON["en"]["entities"]}
+    linked = {m.group(1) for m in LINK.finditer(text) if ":" not in m.group(1)}
+    defined = {p["title"] for p in content(pages(path))
+               if "'''" in (p["text"] or "") and p["title"] in linked}
+    assert len(defined - lexicon) >= 10  # 30 entities, 16 from the lexicon at most
+    kinds = {e.title: e.kind for e in LEXICON["en"]["entities"]}
+    described = re.findall(r"\[\[([^\[\]|]+)(?:\|[^\[\]]*)?\]\]\w* \(([^()]*)\)", text)
+    assert described and all(kind == kinds[title] for title, kind in described if title in kinds)
+    plain, = write_synthetic_wiki(tmp_path / "plain", ["en"])
+    assert plain.read_bytes() == dumps["en"].read_bytes()
+
+
+def test_ner_sentences_tag_the_person(tmp_path):
+    from data_prep.synth import write_synthetic_ner
+    from data_prep.synth_lexicon import LEXICON
+    from finetune.tasks import read_ner
+
+    paths = write_synthetic_ner(tmp_path, ["en", "zh"], sentences=20)
+    assert sorted(p.name for p in paths) == ["dev-en.tsv", "dev-zh.tsv", "train-en.tsv",
+                                             "train-zh.tsv"]
+    for lang in ("en", "zh"):
+        people = set(LEXICON[lang]["people"].split("|"))
+        train, dev = read_ner(tmp_path / f"train-{lang}.tsv"), read_ner(tmp_path / f"dev-{lang}.tsv")
+        assert len(train) == len(dev) == 20
+        assert [s.text for s in train] != [s.text for s in dev]
+        for sentence in train:
+            (span,) = sentence.spans  # one person per sentence, the only entity
+            assert span.label == "PER"
+            name = sentence.text[span.start:span.end]
+            assert (name.replace(" ", "") if lang == "zh" else name) in \
+                {p.replace(" ", "") if lang == "zh" else p for p in people}
+    again = write_synthetic_ner(tmp_path / "again", ["en"], sentences=20)
+    assert again[0].read_bytes() == (tmp_path / "train-en.tsv").read_bytes()
