@@ -141,8 +141,11 @@ class BuiltDataset:
         return offsets
 
     def sequences(self, i: int) -> list[np.ndarray]:
+        """Item i's sequences as copies: megatron's arrays are views of a memory map that is
+        closed when the dataset is collected, and reading a view after that crashes the process
+        (a segmentation fault, no exception)."""
         lo, hi = self.indexed.document_indices[i], self.indexed.document_indices[i + 1]
-        return [self.indexed[j] for j in range(lo, hi)]
+        return [np.array(self.indexed[j]) for j in range(lo, hi)]
 
 
 class MRCDataset(BuiltDataset):

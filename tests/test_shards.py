@@ -90,3 +90,14 @@ def test_group_sizes_merge_into_offsets(tmp_path):
     write_shard(plain.work_dir, 0, [_example(1, 0).to_arrays()], {})
     plain.merge(1, {"lang": "en"})
     assert MRCDataset(tmp_path / "p").group_offsets() is None
+
+
+def test_items_outlive_their_dataset(tmp_path):
+    build = ShardedBuild(tmp_path / "d", "mrc", {}, resume=False)
+    write_shard(build.work_dir, 0, [_example(3, 1).to_arrays()], {})
+    build.merge(1, {"lang": "en"})
+    example = MRCDataset(tmp_path / "d")[0]  # the dataset (and its memory map) is gone now
+    import gc
+
+    gc.collect()
+    np.testing.assert_array_equal(example.input_ids, _example(3, 1).input_ids)
