@@ -37,10 +37,9 @@ from finetune.tasks import (
     read_absa,
     read_ner,
     read_pair,
+    TASKS,
     read_squad,
 )
-
-TASKS = ("eqa", "ner", "absa", "pair")
 
 
 def evaluate(task: str, gold_path: str | Path, pred_path: str | Path, *, lang: str | None = None,

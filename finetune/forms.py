@@ -23,8 +23,9 @@ import sys
 from collections import Counter
 from dataclasses import asdict
 
+from finetune.mrc_form import SPECIAL_TOKENS  # <s> query </s></s> context </s>, as XLM-R's pairs
+
 EVAL_CHUNK_FEATURES = 512  # features whose [n, n] logits are held in memory at once
-SPECIAL_TOKENS = 4  # <s> query </s></s> context </s>, as mrc_form and XLM-R's pair inputs
 TAGGING_TASKS = ("ner", "absa")
 
 
@@ -59,7 +60,7 @@ def decode(task: str, instances: list, features: list, logits: list,
 
     if task == "eqa":
         return dec.decode_eqa(instances, features, logits, max_answer_tokens=max_answer_tokens)
-    if task in ("ner", "absa"):
+    if task in TAGGING_TASKS:
         return dec.decode_tagging(instances, features, logits)
     return dec.decode_pair(instances, features, logits)
 

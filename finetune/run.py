@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.forms import FORMS, note, warn
+from finetune.tasks import TASKS
 
-TASKS = ("eqa", "ner", "absa", "pair")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EXPLAIN_MODES = ("paper", "reference")
 REFERENCE_GPUS = 4  # CUDA_VISIBLE_DEVICES=0,1,2,3 in every *-large.sh but ABSA/rest-large.sh

@@ -50,16 +50,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finetune.tasks import ABSA_POLARITIES, PAIR_LABELS, pair_task_of
+from finetune.tasks import ABSA_POLARITIES, PAIR_LABELS, TASKS, pair_task_of
 from finetune.train_loop import TrainOptions, infer, max_positions, train
 
-TASKS = ("eqa", "ner", "absa", "pair")
 DEFAULT_MAX_ANSWER_TOKENS = 30  # XTREME / HF run_squad --max_answer_length
 N_BEST = 20  # HF run_qa --n_best_size
 EVAL_BATCH_SIZE = 64
 IGNORE = -100  # label of subwords that carry no tag (torch cross_entropy's ignore_index)
-MAX_GRAD_NORM = 1.0
-ADAM_EPS = 1e-8
 _HEADS = {"eqa": "AutoModelForQuestionAnswering", "ner": "AutoModelForTokenClassification",
           "absa": "AutoModelForTokenClassification",
           "pair": "AutoModelForSequenceClassification"}
@@ -363,8 +360,8 @@ def fine_tune(task: str, model, tokenizer, train_records: list, settings: dict, 
     options = TrainOptions(
         epochs=settings["epochs"], lr=settings["lr"], batch_size=int(settings["batch_size"]),
         grad_accum=int(settings.get("grad_accum") or 1), warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], adam_eps=ADAM_EPS, max_grad_norm=MAX_GRAD_NORM,
-        seed=settings["seed"], log_every=int(settings.get("log_every") or 10))
+        weight_decay=settings["weight_decay"], seed=settings["seed"],
+        log_every=int(settings.get("log_every") or 10))
     torch.manual_seed(settings["seed"])  # dropout
     pad_id = tokenizer.pad_token_id
     return train(model, windows, options, collate_fn=lambda chunk: collate(task, chunk, pad_id),

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 NER_SCHEMES = ("auto", "iob1", "iob2")
 ABSA_POLARITIES = ("POS", "NEG", "NEU")
+TASKS = ("eqa", "ner", "absa", "pair")  # what finetune.run and finetune.evaluate take
 PAIR_LABELS: dict[str, tuple[str, ...]] = {
     "pawsx": ("0", "1"),
     "xnli": ("entailment", "neutral", "contradiction"),

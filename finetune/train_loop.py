@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -361,7 +360,3 @@ def feature_logits(model, features: Sequence[MRCFeature], *, pad_id: int, max_se
 
     return infer(model, features, collate_fn=lambda chunk: collate(chunk, pad_id, max_seq_len),
                  read_fn=read, device=device, precision=precision, batch_size=batch_size)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)

@@ -367,7 +367,7 @@ def train_batches(cfg: RunConfig, rank: int, world_size: int, consumed_samples: 
     yield from _loader(cfg, info, _TrainBatchIndices(sampler, info.train_ids, positions))
 
 
-def eval_samples(info: DataInfo, world_size: int, seed: int = 0) -> list[Sample]:
+def eval_samples(info: DataInfo, world_size: int, seed: int) -> list[Sample]:
     """All held-out samples in an order shuffled once by `seed` (so that an evaluation cut to
     `train.eval_batches` still sees every language and many entities, not the first entities of
     the first language), truncated to a multiple of world_size (every rank must run the same
