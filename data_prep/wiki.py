@@ -620,8 +620,9 @@ def read_wiki(
     """Read a dump or WikiExtractor JSON output into a :class:`WikiCorpus`.
 
     ``lang`` picks the disambiguation rules (any code works; unknown ones get the English rules) and, for
-    "zh", conversion to Simplified Chinese (titles that meet after conversion: the first article wins,
-    later ones are counted as ``duplicate_title``, redirects with an article's title as ``redirect_shadowed``).
+    "zh", conversion to Simplified Chinese. A title met twice (overlapping inputs; in zh two variants that
+    convert alike) keeps the first article, later ones are counted as ``duplicate_title``; a redirect whose
+    title is an article's is dropped and counted as ``redirect_shadowed``.
     ``min_article_chars`` applies to the cleaned text, ``max_article_chars`` to the raw page text.
     Pages are cleaned in a ``workers``-process pool with order preserved: the result never depends
     on ``workers``.
@@ -651,7 +652,7 @@ def read_wiki(
 
     worker_skipped: collections.Counter = collections.Counter()
     articles: list[Article] = []
-    converted_titles = set() if lang in _TITLE_CONVERTERS else None  # variants can meet in one title
+    titles: set[str] = set()  # a title seen twice (zh: two variants that convert alike) keeps the first
     process = functools.partial(_process_page, settings)
     began = time.perf_counter()
     # fork where available: workers need no re-import, callers need no `if __name__ == "__main__"` guard
@@ -667,21 +668,19 @@ def read_wiki(
                 worker_skipped["broken_anchor"] += broken
             if article is None:
                 worker_skipped[reason] += 1
-            elif converted_titles is not None and article.title in converted_titles:
+            elif article.title in titles:
                 worker_skipped["duplicate_title"] += 1
             else:
                 articles.append(article)
-                if converted_titles is not None:
-                    converted_titles.add(article.title)
+                titles.add(article.title)
     finally:
         stop.set()
         if pool is not None:
             pool.terminate()
             pool.join()
-    if converted_titles:  # an article wins over a redirect whose title converts to the same text
-        for title in sorted(converted_titles & raw_redirects.keys()):
-            del raw_redirects[title]
-            worker_skipped["redirect_shadowed"] += 1
+    for title in sorted(titles & raw_redirects.keys()):  # an article wins over a redirect of its title
+        del raw_redirects[title]
+        worker_skipped["redirect_shadowed"] += 1
     merged = reader_skipped + worker_skipped
     redirects = _resolve_redirect_chains(raw_redirects, merged)
     skipped = collections.Counter({reason: merged[reason] for reason in sorted(merged)})

@@ -215,3 +215,15 @@ def test_zh_titles_that_meet_after_conversion(tmp_path: Path) -> None:
     assert [a.title for a in corpus.articles] == ["干", "乾坤"]  # 乾 and 幹 both read 干: the first one is kept
     assert corpus.redirects == {}  # and redirect 干 -> 乾坤 gives way to the article
     assert corpus.skipped["duplicate_title"] == 1 and corpus.skipped["redirect_shadowed"] == 1
+
+
+def test_a_title_met_twice_keeps_the_first_article_in_any_language(tmp_path: Path) -> None:
+    text = "This article is about [[Paris]] and it is long enough to be kept. " * 2
+    pages = [_page("Paris", text, page_id=1), _page("Paris", text + " Later copy.", page_id=2),
+             _page("Lyon", text, page_id=3)]
+    path = tmp_path / "enwiki.xml"
+    path.write_text(_dump(*pages), encoding="utf-8")
+    corpus = read_wiki(path, "en", progress=False, min_article_chars=10)
+    assert [a.title for a in corpus.articles] == ["Paris", "Lyon"]
+    assert "Later copy" not in corpus.articles[0].text
+    assert corpus.skipped["duplicate_title"] == 1
