@@ -137,6 +137,15 @@ class TrainConfig:
     deepspeed_config: StrictStr = ""
     """DeepSpeed JSON template; "" = configs/ds/zero{zero_stage}.json. Our fields are filled in;
     a template value contradicting them is an error."""
+    collective_timeout_s: StrictInt = 1800
+    """Seconds a collective may wait for the other ranks before this rank gives up and exits
+    non-zero (a hung or dead rank); gloo and NCCL (with TORCH_NCCL_ASYNC_ERROR_HANDLING)."""
+    nonfinite: StrictStr = "skip"
+    """What a step with a NaN / inf loss or gradient norm does: "skip" = its update is skipped
+    and counted (DeepSpeed's fp16-overflow rule, for every precision), "stop" = the run stops at
+    the first one. Either way the run stops after `nonfinite_patience` skips in a row."""
+    nonfinite_patience: StrictInt = 20
+    """Consecutive skipped (non-finite) steps after which the run stops (exit 3)."""
 
 
 @dataclass
@@ -352,6 +361,12 @@ def validate(cfg: RunConfig, world_size: int) -> None:
     _check(t.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got "
            f"{t.precision!r}")
     _check(t.zero_stage in (0, 1, 2, 3), f"train.zero_stage must be 0-3, got {t.zero_stage}")
+    _check(t.collective_timeout_s > 0,
+           f"train.collective_timeout_s must be > 0, got {t.collective_timeout_s}")
+    _check(t.nonfinite in ("skip", "stop"),
+           f"train.nonfinite must be 'skip' or 'stop', got {t.nonfinite!r}")
+    _check(t.nonfinite_patience >= 1,
+           f"train.nonfinite_patience must be >= 1, got {t.nonfinite_patience}")
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(0 <= o.min_lr <= o.lr, f"optim.min_lr must be in [0, optim.lr], got {o.min_lr}")
     _check(o.warmup_steps >= 0 and 0 <= o.warmup_ratio < 1,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -36,6 +37,8 @@ from pretrain import checkpoint, distributed
 from pretrain.config import RunConfig, config_to_dict, deepspeed_config, save_config
 
 METRICS = "metrics.jsonl"
+#: Test-only fault injection: seconds every optimizer step sleeps (a slow step / slow node).
+STEP_SLEEP_S = float(os.environ.get("XPRETRAIN_STEP_SLEEP_S", "0") or 0)
 SUMMARY = "summary.json"
 
 #: Dense tensor-core peak TFLOP/s per device (bf16/fp16, fp32 without TF32), vendor data sheets;
@@ -314,6 +317,8 @@ class Trainer:
 
     def _train_step(self, batches) -> None:
         train_step(self.engine, batches, self.window)
+        if STEP_SLEEP_S:  # fault injection for the tests: a slow step
+            time.sleep(STEP_SLEEP_S)
         self.step += 1
         self.consumed += self.cfg.train.global_batch_size
 
