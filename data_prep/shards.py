@@ -134,6 +134,8 @@ class ShardedBuild:
                                  f"--out or delete it")
             old = json.loads((self.out_dir / MANIFEST).read_text())["params"]
             self._check_same(old)
+            # a kill between the manifest and the clean-up of merge() leaves the shards behind
+            shutil.rmtree(self.work_dir, ignore_errors=True)
             return
         if self.work_dir.exists():
             if not resume:

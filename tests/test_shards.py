@@ -52,6 +52,21 @@ def test_resume_guards(tmp_path):
         ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
 
 
+def test_resume_of_a_finished_build_removes_leftover_work(tmp_path):
+    """A kill between writing the manifest and removing .work/ (the last two steps of merge)
+    leaves the shards behind; --resume finds the build finished and removes them."""
+    build = ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=False)
+    write_shard(build.work_dir, 0, [_example(1, 1).to_arrays()], {})
+    build.merge(1, {"lang": "en"})
+    before = (tmp_path / "mrc.bin").read_bytes()
+    leftover = tmp_path / ".work" / "shards"
+    leftover.mkdir(parents=True)
+    (leftover / "00000.json").write_text("{}")
+    assert ShardedBuild(tmp_path, "mrc", {"seed": 1}, resume=True).complete
+    assert not (tmp_path / ".work").exists()
+    assert (tmp_path / "mrc.bin").read_bytes() == before
+
+
 def test_readers_explain_unfinished_or_wrong_folders(tmp_path):
     (tmp_path / ".work").mkdir()
     with pytest.raises(FileNotFoundError, match="interrupted.*--resume"):
