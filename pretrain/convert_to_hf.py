@@ -4,11 +4,13 @@
                                      [--dtype fp32|bf16|fp16] [--tokenizer DIR] [--overwrite]
 
 Steps: pick the tag (`latest` = the newest *complete* checkpoint, see `pretrain.checkpoint`;
-an incomplete tag is refused) → consolidate the fp32 master weights with DeepSpeed's
-`get_fp32_state_dict_from_zero_checkpoint` (ZeRO 1-3, any world size; ZeRO-0 reads the module
-state DeepSpeed saved) → rename (`encoder.*` → `roberta.*`, `extractor.*` unchanged; wrapper
-prefixes dropped) → load into `pretrain.hf_mpmr.MPMRForSpanExtraction` built from the run's
-resolved config (client state, else RUN_DIR/config.yaml), re-tie tied weights → write
+a damaged one — files missing, truncated or failing their checksum — is skipped with a
+warning; an incomplete or damaged `--tag` is refused) → consolidate the fp32 master weights with
+DeepSpeed's `get_fp32_state_dict_from_zero_checkpoint` (ZeRO 1-3, any world size; ZeRO-0 reads
+the module state DeepSpeed saved); weights holding NaN/inf are refused → rename (`encoder.*` →
+`roberta.*`, `extractor.*` unchanged; wrapper prefixes dropped) → load into
+`pretrain.hf_mpmr.MPMRForSpanExtraction` built from the run's resolved config (client state,
+else RUN_DIR/config.yaml), re-tie tied weights → write
 `model.safetensors`, `config.json`, `hf_mpmr.py` (copied verbatim by `save_pretrained`), the
 run's tokenizer (from the data manifests, or `--tokenizer`) and `xpretrain.json` (provenance:
 run dir, tag, step, data manifest hash, tokenizer fingerprint).
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -140,8 +143,13 @@ def from_training_model(model) -> MPMRForSpanExtraction:
 
 # ---------------------------------------------------------------------------- checkpoint lookup
 
-def resolve_tag(checkpoint_arg: str | Path, tag: str = "latest") -> Path:
-    """RUN_DIR (or RUN_DIR/checkpoints, or a step_NNNNNN folder) + tag → complete tag folder."""
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def resolve_tag(checkpoint_arg: str | Path, tag: str = "latest", warn=_warn) -> Path:
+    """RUN_DIR (or RUN_DIR/checkpoints, or a step_NNNNNN folder) + tag → complete, intact tag
+    folder (checksums verified). "latest" skips damaged tags, reporting each through `warn`."""
     path = Path(checkpoint_arg)
     if not path.exists():
         raise ConversionError(f"--checkpoint {path}: no such directory")
@@ -156,7 +164,11 @@ def resolve_tag(checkpoint_arg: str | Path, tag: str = "latest") -> Path:
     every = checkpoint.list_checkpoints(root, complete_only=False)
     complete = [p.name for p in every if checkpoint.is_complete(p)]
     if tag == "latest":
-        found = checkpoint.resolve_latest(root)
+        try:
+            found = checkpoint.newest_intact(root, check=checkpoint.verify, warn=warn,
+                                             action="converting")
+        except checkpoint.ResumeError as err:
+            raise ConversionError(f"--checkpoint {path}: {err}") from None
         if found is None:
             raise ConversionError(
                 f"--checkpoint {path}: no complete checkpoint in {root} (a step_NNNNNN folder with "
@@ -171,6 +183,10 @@ def resolve_tag(checkpoint_arg: str | Path, tag: str = "latest") -> Path:
         raise ConversionError(f"--tag {tag}: {tag_dir} is incomplete (no {checkpoint.COMPLETE}; "
                               f"its save was interrupted); convert a complete one: "
                               f"{', '.join(complete) or 'none'}")
+    problems = checkpoint.verify(tag_dir)
+    if problems:
+        raise ConversionError(f"--tag {tag}: {checkpoint.damaged(tag_dir, problems)}; convert "
+                              f"another one (without --tag, the newest intact one)")
     return tag_dir
 
 
@@ -200,16 +216,28 @@ def consolidate(tag_dir: Path, zero_stage: int) -> dict[str, Tensor]:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     ds_logger.setLevel(logging.WARNING)
-    if zero_stage == 0 and not list(tag_dir.glob("*_optim_states.pt")):
-        # No ZeRO partitions: DeepSpeed's model-states file holds the whole module.
-        states = torch.load(tag_dir / "mp_rank_00_model_states.pt", map_location="cpu",
-                            weights_only=False)
-        return {k: v.float() if v.is_floating_point() else v for k, v in states["module"].items()}
     try:
+        if zero_stage == 0 and not list(tag_dir.glob("*_optim_states.pt")):
+            # No ZeRO partitions: DeepSpeed's model-states file holds the whole module.
+            states = torch.load(tag_dir / "mp_rank_00_model_states.pt", map_location="cpu",
+                                weights_only=False)
+            return {k: v.float() if v.is_floating_point() else v
+                    for k, v in states["module"].items()}
         with contextlib.redirect_stdout(sys.stderr):  # its progress prints
             return get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
-    except (FileNotFoundError, ValueError) as err:
-        raise ConversionError(f"DeepSpeed cannot consolidate {tag_dir}: {err}") from None
+    # Verified checkpoints get here intact; a format-1 one (no file table) may not.
+    except (OSError, ValueError, RuntimeError, EOFError, KeyError, AssertionError,
+            pickle.UnpicklingError) as err:
+        raise ConversionError(f"DeepSpeed cannot consolidate {tag_dir}: "
+                              f"{type(err).__name__}: {err}") from None
+
+
+def check_finite(tag_dir: Path, weights: dict[str, Tensor]) -> None:
+    """Refuse to export NaN/inf weights (a run that diverged before this checkpoint)."""
+    bad, where = checkpoint.count_nonfinite(weights.items())
+    if bad:
+        raise ConversionError(f"{tag_dir} holds non-finite weights ({bad} values, e.g. in "
+                              f"{where}); pick an earlier --tag")
 
 
 def run_tokenizer(cfg, override: str | None):
@@ -256,7 +284,10 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
         raise ConversionError(f"--out {out} exists and is not empty; pass --overwrite or pick "
                               f"another folder")
     tag_dir = resolve_tag(checkpoint_arg, tag)
-    state = checkpoint.read_client_state(tag_dir)
+    try:
+        state = checkpoint.read_client_state(tag_dir)
+    except checkpoint.ResumeError as err:
+        raise ConversionError(str(err)) from None
     cfg = run_config(tag_dir, state)
     tok, manifest_tok = run_tokenizer(cfg, tokenizer)
     info = manifest_tok or tokenizer_info(tok)
@@ -265,7 +296,10 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
         raise ConversionError(f"tokenizer has {len(tok)} ids but the model only "
                               f"{config.vocab_size} embeddings")
 
-    weights = to_hf_state_dict(consolidate(tag_dir, state.zero_stage))
+    consolidated = consolidate(tag_dir, state.zero_stage)
+    check_finite(tag_dir, consolidated)
+    weights = to_hf_state_dict(consolidated)
+    del consolidated
     model = MPMRForSpanExtraction(config)
     load_into(model, weights)
     del weights
@@ -311,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True,
                         help="run directory (or its checkpoints/ folder, or one step_NNNNNN folder)")
     parser.add_argument("--tag", default="latest",
-                        help="checkpoint tag, e.g. step_000010 (default: latest complete one)")
+                        help="checkpoint tag, e.g. step_000010 (default: the latest complete one "
+                             "that is intact)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES),
                         help="weight dtype of the export (default fp32: DeepSpeed's master weights)")

@@ -92,3 +92,122 @@ def train_records(run_dir: Path) -> list[dict]:
 
 def eval_records(run_dir: Path) -> list[dict]:
     return [r for r in metrics(run_dir) if r.get("eval")]
+
+
+# ---------------------------------------------------------------------------- fault injection
+
+def flip_bytes(path: Path, count: int = 64, at: float = 0.5) -> None:
+    """Invert `count` consecutive bytes of a file from `at` (a fraction of its size) on: a bad
+    disk or network copy that keeps the size."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * at)
+    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path, fraction: float = 0.5) -> None:
+    """Cut a file to `fraction` of its size: a write that stopped half-way."""
+    path = Path(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(int(path.stat().st_size * fraction))
+
+
+# ---------------------------------------------------------------- launch-script jobs (signals)
+def cmdline(pid: int) -> str:
+    """Command line of `pid` ("" if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pids_mentioning(marker: str) -> list[int]:
+    """Live (non-zombie) processes other than this one whose command line contains `marker`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline(int(name)):
+            found.append(int(name))
+    return found
+
+
+def wait_until_gone(marker: str, timeout: float) -> float:
+    """Seconds until no process mentions `marker`; fails naming the survivors after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not pids_mentioning(marker):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    left = {pid: cmdline(pid)[:200] for pid in pids_mentioning(marker)}
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    raise AssertionError(f"still running {timeout}s later: {left}")
+
+
+def job_process(run_dir: Path, kind: str, rank: int = 0, timeout: float = 60) -> int:
+    """Pid of one process of a `bash launch_scripts/…` job on `run_dir`: kind = "launcher"
+    (`pretrain.launcher`, which runs DeepSpeed's runner), "node_launch" or "rank" (`rank`, a
+    direct child of the node launcher: not one of its loader workers)."""
+    marker = {"launcher": "-m pretrain.launcher ", "node_launch": "-m pretrain.node_launch ",
+              "rank": f"-m pretrain.train --local_rank={rank} "}[kind]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [p for p in pids_mentioning(str(run_dir)) if marker in cmdline(p)]
+        if kind == "rank":
+            parents = {p for p in pids_mentioning(str(run_dir))
+                       if "-m pretrain.node_launch " in cmdline(p)}
+            pids = [p for p in pids if _parent(p) in parents]
+        if len(pids) == 1:
+            return pids[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no single {kind} process for {run_dir}")
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def start_script(script: str, run_dir: Path, data_root: Path, log: Path, *sets: str,
+                 **env: str) -> subprocess.Popen:
+    """`bash launch_scripts/<script> --set …` on `data_root` → `run_dir`, in its own session."""
+    args = []
+    for item in sets:
+        args += ["--set", item]
+    return start(["bash", str(ROOT / "launch_scripts" / script), *args], log,
+                 env=cpu_env(RUN_DIR=str(run_dir), DATA_DIR=str(data_root), **env))
+
+
+def latest_checkpoint(run_dir: Path) -> dict | None:
+    """complete.json of RUN_DIR/checkpoints/latest (None without one)."""
+    root = Path(run_dir) / "checkpoints"
+    if not (root / "latest").is_file():
+        return None
+    tag = (root / "latest").read_text().strip()
+    path = root / tag / "complete.json"
+    return {**json.loads(path.read_text()), "tag": tag} if path.is_file() else None
+
+
+def script_command(nproc: int, script: Path, *args: str) -> list[str]:
+    """`torchrun --nproc_per_node N SCRIPT ARGS`: a test's own rank program."""
+    return [str(VENV_BIN / "torchrun"), f"--nproc_per_node={nproc}",
+            f"--master_port={free_port()}", str(script), *args]
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]

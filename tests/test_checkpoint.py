@@ -6,25 +6,37 @@ from __future__ import annotations
 import json
 import random
 import signal
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dist_utils import run, start, tiny_args, train_command, train_records, wait_for_step
+from dist_utils import (flip_bytes, run, start, tiny_args, train_command, train_records, truncate,
+                        wait_for_step)
 from pretrain import checkpoint as ck
 
 pytestmark = pytest.mark.timeout(600)
 
 
 def make_tag(root, step, complete=True):
+    """A tag folder with a few fake DeepSpeed/RNG files and (if `complete`) a format-2
+    complete.json recording them."""
     tag = root / ck.tag_for_step(step)
     tag.mkdir(parents=True)
-    (tag / "mp_rank_00_model_states.pt").write_bytes(b"x")
+    (tag / "mp_rank_00_model_states.pt").write_bytes(b"x" * 100)
+    (tag / "zero_pp_rank_0_mp_rank_00_optim_states.pt").write_bytes(bytes(range(256)) * 40)
+    (tag / "rng_rank00000.json").write_text("{}")
     if complete:
-        (tag / ck.COMPLETE).write_text(json.dumps(state(step).to_dict()))
+        commit(tag, state(step).to_dict())
     return tag
+
+
+def commit(tag, tree):
+    """Write complete.json with `tree` + the file table of what `tag` holds now."""
+    table = ck.file_table(tag, ck.tag_files(tag))
+    (tag / ck.COMPLETE).write_text(json.dumps({**tree, "files": table}))
 
 
 def state(step=10, **changes):
@@ -72,6 +84,132 @@ def test_prune_keeps_last_k_and_never_latest(tmp_path):
     assert sorted(p.name for p in root.glob("step_*")) == ["step_000040", "step_000050"]
 
 
+OPTIM = "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+
+
+def test_file_table_records_every_file_but_the_commit_marker(tmp_path):
+    tag = make_tag(tmp_path, 10)
+    (tag / "sub").mkdir()
+    (tag / "sub" / "extra.bin").write_bytes(b"abc")
+    (tag / ck.UNIVERSAL).mkdir()  # made later, from the tag
+    (tag / ck.UNIVERSAL / "x.pt").write_bytes(b"u")
+    names = ck.tag_files(tag)
+    assert names == ["mp_rank_00_model_states.pt", "rng_rank00000.json", "sub/extra.bin", OPTIM]
+    table = ck.file_table(tag, names)
+    assert table["sub/extra.bin"] == {"size": 3, "crc32": f"{zlib.crc32(b'abc'):08x}"}
+    # Rank r hashes every world-th file: the shares of 3 ranks add up to the whole table.
+    shares = [ck.file_table(tag, names, (r, 3)) for r in range(3)]
+    assert sorted(len(s) for s in shares) == [1, 1, 2]
+    assert {k: v for s in shares for k, v in s.items()} == table
+    assert ck.checksum(tag / OPTIM) == ((tag / OPTIM).stat().st_size,
+                                        f"{zlib.crc32((tag / OPTIM).read_bytes()):08x}")
+
+
+def test_verify_names_each_kind_of_damage(tmp_path):
+    tag = make_tag(tmp_path, 10)
+    assert ck.verify(tag) == []
+    (tag / "notes.txt").write_text("not in the table")  # extra files are fine
+    assert ck.verify(tag) == []
+
+    flip_bytes(tag / OPTIM)
+    assert ck.verify_sizes(tag) == []  # same size: only the checksum sees it
+    [problem] = ck.verify(tag)
+    assert problem.startswith(f"{OPTIM}: checksum differs (crc32 "), problem
+    # The checksum work splits over ranks; together they find it once.
+    assert sorted(ck.verify(tag, share=(0, 2)) + ck.verify(tag, share=(1, 2))) == [problem]
+
+    truncate(tag / OPTIM)
+    assert ck.verify_sizes(tag) == [f"{OPTIM}: 5120 bytes, 10240 recorded (truncated)"]
+    (tag / "rng_rank00000.json").unlink()
+    assert ck.verify(tag) == ["rng_rank00000.json: missing",
+                              f"{OPTIM}: 5120 bytes, 10240 recorded (truncated)"]
+    assert ck.describe(ck.verify(tag)) == "rng_rank00000.json: missing; 1 more problem"
+
+    good = json.loads((tag / ck.COMPLETE).read_text())
+    for text, what in [(json.dumps(good)[:50], "not valid JSON"), ("\x00" * 8, "not valid JSON"),
+                       ("[1, 2]", "holds a JSON list, not an object"),
+                       (json.dumps({"step": 3}), "lacks consumed_samples, world_size"),
+                       (json.dumps({**good, "files": {"a": 1}}), "file table is malformed"),
+                       (json.dumps({k: v for k, v in good.items() if k != "files"}),
+                        "lacks its file table")]:
+        (tag / ck.COMPLETE).write_text(text)
+        [problem] = ck.verify(tag)
+        assert problem.startswith(f"{ck.COMPLETE}: ") and what in problem, (text, problem)
+        with pytest.raises(ck.ResumeError, match="is damaged"):
+            ck.read_client_state(tag)
+    # Format 1 (before file tables): accepted unverified.
+    old = {k: v for k, v in good.items() if k != "files"}
+    (tag / ck.COMPLETE).write_text(json.dumps({**old, "format_version": 1}))
+    assert ck.verify(tag) == [] and ck.read_client_state(tag).format_version == 1
+    assert ck.ClientState.from_dict(good).format_version == ck.FORMAT_VERSION == 2
+
+
+def test_resume_skips_damaged_checkpoints(tmp_path):
+    """--resume auto: newest intact tag at or before `latest`, one warning per damaged tag it
+    skipped; an explicit damaged tag is refused; nothing intact is an error."""
+    root = tmp_path / "checkpoints"
+    for step in (10, 20, 30):
+        make_tag(root, step)
+    (root / ck.LATEST).write_text("step_000030")
+    flip_bytes(root / "step_000030" / OPTIM)
+    (root / "step_000020" / ck.COMPLETE).write_text('{"step": 20, "consum')  # cut short
+    warnings = []
+    # Without a process group (train.py's prepare): sizes only, the flipped bytes pass.
+    assert ck.find_resume(tmp_path, "auto") == root / "step_000030"
+    assert ck.find_resume(tmp_path, "auto", check=ck.verify, warn=warnings.append) == \
+        root / "step_000010"
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"warning: checkpoint step_000030 is damaged ({OPTIM}: "
+                                  f"checksum differs (crc32 ")
+    assert warnings[0].endswith("); resuming from step_000010")
+    assert warnings[1].startswith(f"warning: checkpoint step_000020 is damaged ("
+                                  f"{ck.COMPLETE}: not valid JSON (")
+    assert ck.find_resume(tmp_path, str(tmp_path), check=ck.verify) == root / "step_000010"
+    with pytest.raises(ck.ResumeError, match=r"step_000030 is damaged .*checksum differs.*"
+                                             r"--resume auto skips damaged ones"):
+        ck.find_resume(tmp_path, str(root / "step_000030"), check=ck.verify)
+    with pytest.raises(ck.ResumeError, match=r"step_000020 is damaged \(complete.json: not valid"):
+        ck.find_resume(tmp_path, str(root / "step_000020"))  # prepare()'s cheap check sees it
+    (root / "step_000010" / "rng_rank00000.json").unlink()
+    with pytest.raises(ck.ResumeError, match=r"no intact checkpoint in .*step_000030 is damaged"
+                                             r".*step_000010 is damaged \(rng_rank00000.json: "
+                                             r"missing\)"):
+        ck.find_resume(tmp_path, "auto", check=ck.verify)
+    (root / ck.LATEST).write_text("garbage\n")  # a pointer that names nothing: newest first
+    assert ck.candidates(root) == [root / f"step_0000{s}0" for s in (3, 2, 1)]
+
+
+def test_prune_counts_only_intact_checkpoints(tmp_path):
+    """A damaged `latest` never costs the intact checkpoint before it; once a newer intact one
+    is `latest`, damaged and surplus older tags go."""
+    root = tmp_path / "checkpoints"
+    for step in (5, 10, 20):
+        make_tag(root, step)
+    truncate(root / "step_000005" / OPTIM)
+    truncate(root / "step_000020" / OPTIM)
+    make_tag(root, 15, complete=False)
+    (root / ck.LATEST).write_text("step_000020")
+    ck.prune(root, keep_last=1)
+    assert sorted(p.name for p in root.glob("step_*")) == ["step_000010", "step_000020"]
+    make_tag(root, 30)
+    make_tag(root, 40)  # newer than latest: untouched
+    (root / ck.LATEST).write_text("step_000030")
+    ck.prune(root, keep_last=2)
+    assert sorted(p.name for p in root.glob("step_*")) == \
+        ["step_000010", "step_000030", "step_000040"]
+
+
+def test_count_nonfinite():
+    named = [("a", torch.ones(3)), ("b", torch.tensor([1.0, float("nan"), float("inf")])),
+             ("ids", torch.arange(3)), ("c", torch.full((2,), -float("inf")))]
+    assert ck.count_nonfinite(named) == (4, "b")
+    assert ck.count_nonfinite(named[:1]) == (0, None)
+    # ZeRO-3: 5 elements over 2 ranks = partitions of 3; rank 1's last one is padding.
+    padded = torch.tensor([1.0, 2.0, float("nan")])
+    assert ck.own_part(padded, 5, 1).tolist() == [1.0, 2.0]
+    assert ck.own_part(padded, 5, 0).numel() == 3 and ck.own_part(padded, 2, 1).numel() == 0
+
+
 def test_compatibility_checks():
     where = Path("ckpt")
     notes = ck.check_compatible(state(), state(world_size=1, config={"train": {
@@ -81,13 +219,21 @@ def test_compatibility_checks():
         ck.check_compatible(state(), state(data_hash="d2", data_hashes={"en": "e1"}), where)
     with pytest.raises(ck.ResumeError, match=r"another shape .*w: \[4, 4\] -> \[4, 8\]"):
         ck.check_compatible(state(), state(model_shapes={"w": [4, 8], "b": [4]}), where)
-    with pytest.raises(ck.ResumeError, match="zero_stage=2"):
-        ck.check_compatible(state(), state(zero_stage=3), where)
-    with pytest.raises(ck.ResumeError, match="zero_stage=0"):
-        ck.check_compatible(state(zero_stage=0), state(zero_stage=2), where)
-    ck.check_compatible(state(), state(zero_stage=1), where)  # 2 -> 1: same layout, allowed
+    # Stage switches: what DeepSpeed 0.19.8 resumes (measured, see STAGE_SWITCHES).
+    for old, new in [(2, 3), (3, 2), (1, 3), (3, 1), (0, 2), (2, 0), (0, 3), (3, 0), (1, 0)]:
+        for size in (1, 2):
+            with pytest.raises(ck.ResumeError, match=rf"stage {old} and cannot be resumed with "
+                                                     rf"ZeRO stage {new} .*zero_stage={old}$"):
+                ck.check_compatible(state(zero_stage=old), state(zero_stage=new,
+                                                                 world_size=size), where)
+    for old, new in [(2, 1), (1, 2), (3, 3), (0, 0)]:
+        for size in (1, 2):
+            ck.check_compatible(state(zero_stage=old), state(zero_stage=new, world_size=size),
+                                where)
     assert not ck.needs_universal(state(), 2, 2)
-    assert ck.needs_universal(state(), 1, 2) and ck.needs_universal(state(), 2, 1)
+    assert not ck.needs_universal(state(), 2, 1)  # 2 -> 1 on 2 ranks: same files, direct
+    assert ck.needs_universal(state(), 1, 2) and ck.needs_universal(state(), 1, 1)
+    assert ck.needs_universal(state(zero_stage=3), 1, 3)
     assert not ck.needs_universal(state(zero_stage=0), 4, 0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from conftest import random_examples
-from dist_utils import ROOT, cpu_env, free_port
+from dist_utils import ROOT, cpu_env, error_lines, flip_bytes, free_port, truncate
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -381,3 +382,62 @@ def test_bad_inputs_give_one_line_errors(world, tmp_path, capsys):
         assert err.startswith("error: ") and message in err, err
         assert len(err.strip().splitlines()) == 1, err
     assert not any(p.name.startswith(".o") for p in tmp_path.iterdir())  # no partial folders
+
+
+def _copy_run(world, tmp_path, stage: int = 2) -> tuple[Path, Path]:
+    run = tmp_path / f"zero{stage}"
+    shutil.copytree(world["runs"][stage], run)
+    return run, run / "checkpoints"
+
+
+def test_damaged_checkpoints_are_skipped_or_refused(world, tmp_path, capsys):
+    """A damaged `latest` → the newest intact tag, with one warning; a damaged --tag, or no
+    intact tag at all → one `error:` line, exit 2; never a traceback."""
+    from pretrain.convert_to_hf import PROVENANCE
+
+    run, root = _copy_run(world, tmp_path)
+    shutil.copytree(root / "step_000003", root / "step_000004")  # a later save, same bytes
+    (root / "latest").write_text("step_000004")
+    optim = "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    flip_bytes(root / "step_000004" / optim)
+    code, err = _main(["--checkpoint", str(run), "--out", str(tmp_path / "auto")], capsys)
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: checkpoint step_000004 is damaged ({optim}: checksum "
+                              f"differs (crc32 ") and warning.endswith("); converting step_000003")
+    assert json.loads((tmp_path / "auto" / PROVENANCE).read_text())["tag"] == "step_000003"
+
+    for argv in (["--checkpoint", str(run), "--tag", "step_000004"],
+                 ["--checkpoint", str(root / "step_000004")]):
+        code, err = _main(argv + ["--out", str(tmp_path / "o1")], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith(f"error: --tag step_000004: checkpoint step_000004 is damaged "
+                              f"({optim}: checksum differs"), err
+    truncate(root / "step_000003" / "mp_rank_00_model_states.pt")
+    code, err = _main(["--checkpoint", str(run), "--out", str(tmp_path / "o2")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no intact checkpoint" in err and "step_000003 is damaged (mp_rank_00_model_" in err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_nonfinite_weights_are_not_exported(world, tmp_path, capsys):
+    """A checkpoint whose fp32 master weights hold NaN (saved before `save` refused them, or
+    by another tool) passes verification but is not exported."""
+    from pretrain import checkpoint as ck
+
+    run, root = _copy_run(world, tmp_path)
+    tag = root / "step_000003"
+    shard = tag / "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    states = torch.load(shard, map_location="cpu", weights_only=False)
+    with torch.no_grad():
+        states["optimizer_state_dict"]["single_partition_of_fp32_groups"][0][:3] = float("nan")
+    torch.save(states, shard)
+    commit = json.loads((tag / ck.COMPLETE).read_text())
+    commit["files"] = ck.file_table(tag, ck.tag_files(tag))  # the NaNs were saved as such
+    (tag / ck.COMPLETE).write_text(json.dumps(commit))
+    code, err = _main(["--checkpoint", str(run), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    [error] = error_lines(err)
+    assert error.startswith(f"error: {tag} holds non-finite weights (3 values, e.g. in "
+                            f"encoder.") and error.endswith("); pick an earlier --tag"), error
+    assert not (tmp_path / "o").exists()
