@@ -5,10 +5,23 @@
 # `launch "$@"`. Two ways in:
 #   bash launch_scripts/<recipe>.sh [pretrain.train options]
 #       → exports the rank environment, writes $RUN_DIR/.deepspeed_env (the deepspeed launcher
-#         passes it to other nodes) and execs `deepspeed … --module pretrain.train …`;
+#         passes it to other nodes) and runs `python -m pretrain.launcher <deepspeed runner
+#         options> --module pretrain.train …`: DeepSpeed's runner with our node launcher
+#         (pretrain/launcher.py, pretrain/node_launch.py), which validates the config once
+#         first (a bad one: one `error:` line, exit 2) and stops the job cleanly on any signal;
 #   deepspeed launch_scripts/<recipe>.sh [options]   (the launcher runs the file with Python)
 #       → every rank runs `bash <recipe>.sh --rank-settings`, which prints the same environment
-#         and pretrain.train arguments NUL-separated (see rank_entry.py).
+#         and pretrain.train arguments NUL-separated (see rank_entry.py). DeepSpeed's own
+#         launchers then: weaker stop guarantees (30 s to save, exit 1; see rank_entry.py).
+#
+# Signals (bash form): TERM / INT / HUP to this script, to the launcher, the node launcher or a
+# rank stop every rank after its current step with a checkpoint; the script exits 143 (TERM,
+# HUP) or 130 (INT). The ranks get up to STOP_GRACE seconds (default 600) to save, then are
+# SIGKILLed (exit 137). If this script is SIGKILLed (even with its whole process group) the
+# launcher, which runs in its own session, gets SIGTERM from the kernel and stops the job the
+# same way. Exit codes: 0 finished; 143 / 130 stopped by a signal, checkpoint saved; 2 bad
+# config (nothing started); 3 stopped on non-finite losses; anything else: a rank failed, hung
+# or was killed (named on stderr; 128 + N = killed by signal N).
 #
 # Every path can be overridden from the environment:
 #   CONFIG      recipe YAML                      (default configs/$RECIPE.yaml)
@@ -20,7 +33,11 @@
 #                                                  missing default = this node only)
 #   RESUME      auto | none | checkpoint path    (default auto)
 #   NUM_GPUS    ranks per node (default: all accelerators), NUM_NODES, MASTER_ADDR,
-#   MASTER_PORT (default 29500), PEAK_TFLOPS (MFU), DEEPSPEED (launcher command)
+#   MASTER_PORT (default 29500), PEAK_TFLOPS (MFU)
+#   STOP_GRACE  seconds the ranks get to save after a stop signal (default 600); FAIL_GRACE
+#               seconds the others get after a rank failed (default 10)
+#   PYTHON      interpreter with deepspeed (default: the one of DEEPSPEED, of `deepspeed` on
+#               PATH, or .venv/bin/python); DEEPSPEED: the deepspeed command to take it from
 # Relative paths are relative to the directory you launch from.
 
 if [ -n "${GPU_CLUSTER:-}" ]; then
@@ -67,13 +84,27 @@ launch() {
         for arg in "${train_args[@]}"; do printf 'arg:%s\0' "$arg"; done
         return 0
     fi
-    local launcher=${DEEPSPEED:-}
-    if [ -z "$launcher" ]; then
-        if command -v deepspeed >/dev/null; then launcher=deepspeed
-        elif [ -x "$ROOT/.venv/bin/deepspeed" ]; then launcher=$ROOT/.venv/bin/deepspeed
-        else echo "error: no 'deepspeed' on PATH (activate the virtualenv first)" >&2
-             return 2
+    local python=()
+    if [ -n "${PYTHON:-}" ]; then
+        python=("$PYTHON")
+    else
+        local ds=${DEEPSPEED:-}
+        if [ -z "$ds" ]; then
+            if command -v deepspeed >/dev/null; then ds=$(command -v deepspeed)
+            elif [ -x "$ROOT/.venv/bin/deepspeed" ]; then ds=$ROOT/.venv/bin/deepspeed
+            else echo "error: no 'deepspeed' on PATH (activate the virtualenv first)" >&2
+                 return 2
+            fi
         fi
+        ds=$(command -v "$ds" || true)
+        local shebang=""
+        [ -f "$ds" ] && IFS= read -r shebang < "$ds"
+        [ "${shebang:0:2}" = "#!" ] && read -r -a python <<< "${shebang:2}"
+        case "${python[*]:-}" in  # the interpreter deepspeed runs under
+            *python*) ;;
+            *) if [ -x "$(dirname "$ds")/python" ]; then python=("$(dirname "$ds")/python")
+               else python=(python3); fi ;;
+        esac
     fi
     if [ -n "$HOSTFILE_GIVEN" ] && [ ! -f "$HOSTFILE" ]; then
         echo "error: HOSTFILE=$HOSTFILE does not exist (see launch_scripts/hostfile.example)" >&2
@@ -92,19 +123,22 @@ launch() {
     # Other nodes get the environment through this file (deepspeed's multi-node runners read it).
     export DS_ENV_FILE="$(cd "$RUN_DIR" && pwd)/.deepspeed_env"
     printf '%s\n' "${rank_env[@]}" "PYTHONPATH=$PYTHONPATH" > "$DS_ENV_FILE"
-    # The launcher runs in its own process group and TERM / INT sent to this script (kill PID,
-    # timeout, a container stop) go to all of it: every rank finishes its step, saves, exits
-    # 143 / 130. (deepspeed's runner forwards signals to ranks only for multi-node pdsh.)
-    setsid "$launcher" "${args[@]}" --module pretrain.train "${train_args[@]}" "$@" &
+    # The launcher runs in a session of its own (XPRETRAIN_NEW_SESSION) and gets SIGTERM when this
+    # script dies (XPRETRAIN_PARENT_PID: PR_SET_PDEATHSIG); TERM / HUP / INT sent to this script
+    # (kill PID, timeout, a container stop, a closed terminal, Ctrl-C) are passed to it, and it
+    # passes them to every rank: each finishes its step, saves, exits 143 / 130.
+    XPRETRAIN_NEW_SESSION=1 XPRETRAIN_PARENT_PID=$$ \
+        "${python[@]}" -m pretrain.launcher "${args[@]}" --module pretrain.train \
+        "${train_args[@]}" "$@" &
     local child=$! rc=0
-    trap 'kill -TERM -- "-$child" 2>/dev/null' TERM
-    trap 'kill -INT -- "-$child" 2>/dev/null' INT
+    trap 'kill -TERM "$child" 2>/dev/null' TERM HUP
+    trap 'kill -INT "$child" 2>/dev/null' INT
     wait "$child" || rc=$?
     while kill -0 "$child" 2>/dev/null; do  # a trapped signal ends `wait` early
         rc=0
         wait "$child" || rc=$?
     done
-    # deepspeed's runner may exit before its ranks have finished saving: wait for all of them
+    # the launcher waits for its ranks; belt and braces for anything left in its session
     while kill -0 -- "-$child" 2>/dev/null; do sleep 0.5; done
     return "$rc"
 }

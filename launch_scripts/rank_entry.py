@@ -5,13 +5,56 @@ Asks the script's bash part for the rank environment and the `pretrain.train` ar
 (`bash <script> --rank-settings`, NUL-separated `env:K=V` / `arg:X` items), applies them, and
 hands over to `pretrain.train.main` with the user's own arguments (and the launcher's
 `--local_rank=N`) appended.
+
+This form runs under DeepSpeed's own runner and node launcher (launch.py), so it keeps their
+signal handling: TERM / INT to launch.py reach the ranks but launch.py SIGKILLs them 30 s later
+and exits 1; Ctrl-C reaches every process of the terminal's group (the ranks save). What this
+project adds: a rank stops (SIGTERM to itself: finish the step, save, exit 143) when launch.py
+dies (PR_SET_PDEATHSIG, set by `pretrain.train`) and when the `deepspeed` runner above it dies,
+e.g. on SIGTERM, which the runner does not forward (a watcher thread, here). Use
+`bash launch_scripts/<recipe>.sh` for STOP_GRACE, named failures and meaningful exit codes.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+
+
+def _parent_of(pid: int) -> int:
+    """Parent pid of `pid` (-1 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def watch_the_runner(interval_s: float = 1.0) -> bool:
+    """Under DeepSpeed's launch.py: SIGTERM this rank once launch.py loses its parent (the
+    `deepspeed` runner, or the remote shell pdsh started it from). True if watching."""
+    launcher = os.getppid()
+    try:
+        with open(f"/proc/{launcher}/cmdline", "rb") as f:
+            if b"deepspeed.launcher.launch" not in f.read():
+                return False
+    except OSError:
+        return False
+    runner = _parent_of(launcher)
+    if runner <= 1:
+        return False
+
+    def watch() -> None:
+        while _parent_of(launcher) == runner:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), signal.SIGTERM)  # the rank's stop handler: finish, save, exit
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()
+    return True
 
 
 def main(script: str) -> None:
@@ -29,6 +72,7 @@ def main(script: str) -> None:
         else:
             args.append(value)
     sys.path.insert(0, root)
+    watch_the_runner()
     from pretrain.train import main as train_main
 
     train_main(args + sys.argv[1:])

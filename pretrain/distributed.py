@@ -2,19 +2,28 @@
 
 Ranks come from the launcher's environment (torchrun, `deepspeed`, or nothing: a lone process
 gets a single-rank group here so that DeepSpeed does not go looking for MPI). Collectives use
-the accelerator's device (gloo on CPU, NCCL on GPUs).
+the accelerator's device (gloo on CPU, NCCL on GPUs) and give up after `train.collective_timeout_s`
+(a hung or dead peer makes the others raise instead of waiting forever: gloo always, NCCL with
+`TORCH_NCCL_ASYNC_ERROR_HANDLING=1`); `collective_failure` turns such an error into one line.
+
+Also the Linux process-lifetime helpers the launchers share (`parent_death_signal`,
+`child_subreaper`): a process whose parent is gone gets SIGTERM instead of running on as an
+orphan.
 
 Never imports `pretrain.model` or `pretrain.data`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import signal
 import socket
 import sys
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from types import FrameType
 from typing import NoReturn
 
@@ -25,6 +34,91 @@ import torch.distributed as dist
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+#: Collective timeout of `init()` when the caller gives none: `train.py` sets it from
+#: `train.collective_timeout_s` before the trainer starts.
+COLLECTIVE_TIMEOUT_S: float = 1800.0
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_libc = None
+
+
+def _prctl(option: int, value: int) -> bool:
+    """prctl(2); False where it is unavailable (not Linux). The first call (in the parent, before
+    any fork) loads libc, so that a later call from a `preexec_fn` only makes the system call."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        return _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def parent_death_signal(signum: int = signal.SIGTERM, expected_parent: int | None = None) -> bool:
+    """Ask the kernel to send `signum` to this process when its parent exits (PR_SET_PDEATHSIG).
+
+    A rank whose launcher died then stops like on `kill -TERM` (finishes its step, saves) instead
+    of training on as an orphan. `expected_parent` closes the race of a parent that died before
+    the call: if this process has already been re-parented, it sends itself `signum` now. Safe
+    in a `preexec_fn` (no allocation beyond ctypes' call). The setting is per process, survives
+    exec, and is cleared in forked children.
+    """
+    ok = _prctl(_PR_SET_PDEATHSIG, int(signum))
+    if ok and expected_parent is not None and os.getppid() != expected_parent:
+        os.kill(os.getpid(), signum)
+    return ok
+
+
+def child_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (PR_SET_CHILD_SUBREAPER): a launcher can
+    then wait for (or kill) the ranks and loader workers of a child that died."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def started_by_launcher() -> bool:
+    """True when a launcher (deepspeed, torchrun, mpirun through DeepSpeed) announced ranks."""
+    return "RANK" in os.environ or "LOCAL_RANK" in os.environ
+
+
+#: Lower-case substrings of the errors gloo / NCCL / the c10d store raise when a peer hung or
+#: went away (gloo: "Timed out waiting 10000ms for recv operation to complete", "Connection
+#: closed by peer"; NCCL: "Watchdog caught collective operation timeout", "NCCL communicator was
+#: aborted"; the store: "Timed out after 11 seconds waiting for clients").
+_TIMEOUT_MARKS = ("timed out", "timeout")
+_PEER_GONE_MARKS = ("connection closed by peer", "connection reset by peer", "broken pipe",
+                    "connection refused", "communicator was aborted", "remote process exited",
+                    "ncclremoteerror", "ncclsystemerror", "socket closed", "connection closed")
+_COMM_MARKS = ("gloo", "nccl", "for recv operation", "for send operation", "processgroup",
+               "tcpstore", "c10d", "collective")
+
+
+def collective_failure(err: BaseException) -> str | None:
+    """One-line description if `err` is a failed collective (a peer hung or is gone), else None.
+
+    gloo raises RuntimeError / `DistBackendError`, NCCL and the store `torch.distributed.DistError`
+    subclasses; a plain RuntimeError counts only if its text names the communication layer.
+    """
+    text = str(err)
+    lower = text.lower()
+    dist_error = getattr(dist, "DistError", None)
+    is_dist = dist_error is not None and isinstance(err, dist_error)
+    if not is_dist and not (isinstance(err, RuntimeError)
+                            and any(mark in lower for mark in _COMM_MARKS)):
+        return None
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
+    first = re.sub(r"^\[[^\]]*\.(cc|cpp|h|hpp):\d+\]\s*", "", first)  # gloo's source location
+    if len(first) > 300:
+        first = first[:300] + "..."
+    if any(mark in lower for mark in _TIMEOUT_MARKS):
+        return (f"a collective timed out after train.collective_timeout_s="
+                f"{COLLECTIVE_TIMEOUT_S:g}s: another rank is hung or gone ({first})")
+    if any(mark in lower for mark in _PEER_GONE_MARKS):
+        return f"a collective failed: another rank is gone ({first})"
+    return f"a collective failed ({first})"
 
 
 def world_size_from_env() -> int:
@@ -38,8 +132,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def init() -> None:
-    """Join (or, for a lone process, create) the default process group through DeepSpeed."""
+def init(timeout_s: float | None = None) -> None:
+    """Join (or, for a lone process, create) the default process group through DeepSpeed.
+
+    `timeout_s` (the run's `train.collective_timeout_s`; default `COLLECTIVE_TIMEOUT_S`): how long
+    any collective, and the rendezvous itself, waits for the other ranks before raising.
+    """
+    global COLLECTIVE_TIMEOUT_S
     import deepspeed
     from deepspeed.accelerator import get_accelerator
 
@@ -60,7 +159,27 @@ def init() -> None:
             ds_comm_torch.build_shm_op = lambda: None
     else:
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    deepspeed.init_distributed(dist_backend=backend)
+    if timeout_s is not None:
+        COLLECTIVE_TIMEOUT_S = float(timeout_s)
+    timeout = timedelta(seconds=COLLECTIVE_TIMEOUT_S)
+    _default_group_timeout(timeout)
+    deepspeed.init_distributed(dist_backend=backend, timeout=timeout)
+
+
+def _default_group_timeout(timeout: timedelta) -> None:
+    """Give every process group made later the same timeout as the world group.
+
+    torch builds a group created without a timeout (`new_group(ranks)`: DeepSpeed's ZeRO
+    data-parallel group, a clone of the world) with its 30-minute default, not the world group's
+    timeout, so a hung peer blocked ZeRO's gradient all-reduce for half an hour whatever
+    `init_distributed` got. torch reads that default from these module attributes at each call.
+    """
+    from torch.distributed import distributed_c10d as c10d
+
+    if isinstance(getattr(c10d, "default_pg_timeout", None), timedelta):
+        c10d.default_pg_timeout = timeout
+    if isinstance(getattr(c10d, "default_pg_nccl_timeout", None), timedelta):
+        c10d.default_pg_nccl_timeout = timeout
 
 
 def rank() -> int:
@@ -139,7 +258,10 @@ class StopSignal:
         self.signum, self._since = signum, time.monotonic()
         message = (f"[rank {rank()}] got {signal.Signals(signum).name}: finishing this step, "
                    f"saving a checkpoint, then exiting (Ctrl-C again to stop at once)\n")
-        os.write(sys.stderr.fileno(), message.encode())  # print() is not reentrant
+        try:
+            os.write(sys.stderr.fileno(), message.encode())  # print() is not reentrant
+        except OSError:  # a closed terminal must not turn the stop into a crash
+            pass
 
 
 @contextmanager

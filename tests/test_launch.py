@@ -31,6 +31,45 @@ def test_bad_config_is_one_error_line_and_no_worker(tiny_mrc_data, tmp_path, set
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["train.bogus_key=1"], "unknown key 'train.bogus_key'"),
+    (["train.global_batch_size=4"], "world size (2)"),  # checked for the ranks to be launched
+])
+def test_bad_config_through_the_script_is_one_error_line_before_any_launcher(
+        tiny_mrc_data, tmp_path, sets, message):
+    """The launch script validates once (in `pretrain.launcher`, for the world size it will
+    launch) before DeepSpeed's runner, the node launcher or a rank exist: one line, exit 2."""
+    env = cpu_env(RUN_DIR=str(tmp_path / "run"), DATA_DIR=str(tiny_mrc_data))
+    env.pop("PYTHONWARNINGS")
+    args = [x for item in sets for x in ("--set", item)]
+    proc = run(["bash", str(ROOT / "launch_scripts" / "tiny_cpu.sh"), *args], check=False,
+               env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not proc.stdout.strip(), proc.stdout  # no runner / launcher lines
+
+
+def test_a_rank_started_by_a_launcher_prints_a_config_error_only_on_rank_0(tiny_mrc_data,
+                                                                          tmp_path):
+    args = tiny_args(tiny_mrc_data, tmp_path / "run", "train.bogus_key=1")
+    for rank, expected in (("0", 1), ("1", 0)):
+        env = cpu_env(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE="2")
+        env.pop("PYTHONWARNINGS")
+        proc = run([sys.executable, "-m", "pretrain.train", *args], check=False, env=env)
+        assert proc.returncode == 2
+        assert len([x for x in proc.stderr.splitlines() if x.strip()]) == expected, proc.stderr
+
+
+def test_check_validates_an_explicit_resume_path_without_a_process_group(tiny_mrc_data,
+                                                                        tmp_path):
+    args = tiny_args(tiny_mrc_data, tmp_path / "run")
+    bad = run([sys.executable, "-m", "pretrain.train", "--check", *args, "--resume",
+               str(tmp_path / "nowhere")], check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "nowhere" in bad.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_none_refuses_a_run_dir_with_checkpoints(tiny_mrc_data, tmp_path):
     tag = tmp_path / "run" / "checkpoints" / "step_000010"
     tag.mkdir(parents=True)
@@ -129,3 +168,34 @@ def _cmdline(pid: str) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_the_runner_spawns_our_node_launcher_locally_and_through_pdsh(tmp_path, monkeypatch):
+    """`pretrain.launcher` swaps DeepSpeed's node launcher for `pretrain.node_launch` in the
+    runner's local command and in pdsh's remote command and `pkill -f` pattern, and validates
+    for the world size the runner will start."""
+    from deepspeed.launcher import runner
+
+    from pretrain import launcher
+    from pretrain.node_launch import SignalInbox
+
+    for name in ("subprocess", "signal", "logger"):
+        monkeypatch.setattr(runner, name, getattr(runner, name))
+    monkeypatch.setattr(runner.PDSHRunner, "get_cmd", runner.PDSHRunner.get_cmd)
+    job = launcher.Job(SignalInbox())
+    launcher.patch_runner(runner, job)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node-a slots=4\nnode-b slots=4\n")
+    args = runner.parse_args(["--hostfile", str(hosts), "--num_gpus", "2", "--module",
+                              "pretrain.train", "--config", "c.yaml"])
+    assert launcher.planned_world_size(args) == 4
+    include = runner.parse_args(["--hostfile", str(hosts), "--include", "node-b:1,3",
+                                 "--module", "pretrain.train"])
+    assert launcher.planned_world_size(include) == 2
+    cmd, kill_cmd, _ = runner.PDSHRunner(args, "B64").get_cmd({}, {"node-a": [0, 1],
+                                                                    "node-b": [0, 1]})
+    assert "pretrain.node_launch" in cmd and not any("deepspeed.launcher.launch" in str(c)
+                                                     for c in cmd + kill_cmd)
+    assert kill_cmd[-1].endswith("-m\\ pretrain.node_launc") and job.pdsh_kill == kill_cmd
+    local = [sys.executable, "-u", "-m", "deepspeed.launcher.launch", "--world_info=X", "s.py"]
+    assert launcher.rewrite(local)[3] == "pretrain.node_launch"
