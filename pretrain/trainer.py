@@ -35,10 +35,15 @@ import torch
 
 from pretrain import checkpoint, distributed
 from pretrain.config import RunConfig, config_to_dict, deepspeed_config, save_config
+from pretrain.runlock import RunDirBusy, RunLock
 
 METRICS = "metrics.jsonl"
-#: Test-only fault injection: seconds every optimizer step sleeps (a slow step / slow node).
+#: Test-only fault injection: seconds every optimizer step sleeps (a slow step / slow node),
+#: and global steps whose loss is multiplied by NaN on every rank (e.g. "3,4").
 STEP_SLEEP_S = float(os.environ.get("XPRETRAIN_STEP_SLEEP_S", "0") or 0)
+NAN_STEPS = {int(s) for s in os.environ.get("XPRETRAIN_NAN_STEPS", "").split(",") if s.strip()}
+#: Exit code of a run stopped on non-finite losses / gradients (`train.nonfinite`).
+EXIT_NONFINITE = 3
 SUMMARY = "summary.json"
 
 #: Dense tensor-core peak TFLOP/s per device (bf16/fp16, fp32 without TF32), vendor data sheets;
@@ -156,11 +161,29 @@ class StepWindow:
         self.micro_batches += 1
         self.sequences += batch["attention_mask"].shape[0]
 
+    def snapshot(self) -> tuple:
+        return (self.loss.clone(), self.parts.clone(), self.tokens.clone(), self.micro_batches,
+                self.sequences)
+
+    def restore(self, snapshot: tuple) -> None:
+        """Forget what was added since `snapshot` (a skipped, non-finite step)."""
+        loss, parts, tokens, self.micro_batches, self.sequences = snapshot
+        self.loss.copy_(loss)
+        self.parts.copy_(parts)
+        self.tokens.copy_(tokens)
+
     def pack(self) -> torch.Tensor:
         """[4 + 4L] float64: loss sum, tokens, micro-batches, sequences, then the parts."""
         counts = torch.tensor([self.micro_batches, self.sequences], dtype=torch.float64,
                               device=self.loss.device)
         return torch.cat([self.loss[None], self.tokens[None], counts, self.parts.flatten()])
+
+
+def distributed_flags(*flags) -> list[bool]:
+    """Each flag (bool or 0-d bool tensor) OR-ed over ranks, in one all-reduce."""
+    values = torch.stack([torch.as_tensor(f).to("cpu", torch.float64).reshape(())
+                          for f in flags])
+    return [v > 0 for v in distributed.all_reduce_sum(values).tolist()]
 
 
 def next_batch(batches, device: torch.device) -> dict[str, torch.Tensor]:
@@ -171,21 +194,51 @@ def next_batch(batches, device: torch.device) -> dict[str, torch.Tensor]:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def train_step(engine, batches, window: StepWindow) -> None:
+class GuardedAdamW(torch.optim.AdamW):
+    """`torch.optim.AdamW` that skips a step whose gradients are not all finite, for fp32 without
+    ZeRO, the one setting where DeepSpeed hands the client optimizer raw gradients (its fp16 /
+    bf16 wrappers and ZeRO 1-3 skip non-finite gradient norms themselves, and ZeRO refuses
+    optimizer classes it does not know).
+
+    It reports the skip in `overflow`, the attribute DeepSpeed's engine reads after every
+    optimizer step to count a skipped step (`engine.skipped_steps`) and hold the LR schedule.
+    Costs one fused norm over the gradients and one host sync per optimizer step.
+    """
+
+    overflow = False
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]
+        self.overflow = bool(grads) and \
+            not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+        return None if self.overflow else super().step(closure)
+
+
+def train_step(engine, batches, window: StepWindow, nan: bool = False) -> torch.Tensor:
     """One optimizer step: `gradient_accumulation_steps` micro-batches through the engine
-    (forward, backward, step — the engine applies the update at the boundary)."""
+    (forward, backward, step — the engine applies the update at the boundary, or skips it when
+    the gradients are not finite). Returns this rank's summed loss of the step (on the device,
+    not synchronised); `nan` poisons it (fault injection)."""
     window.lr = float(engine.optimizer.param_groups[0]["lr"])  # the lr this step uses
+    total = torch.zeros((), dtype=torch.float64, device=engine.device)
     for _ in range(engine.gradient_accumulation_steps()):
         batch = next_batch(batches, engine.device)
         loss, parts = engine(**batch, task="loss")
+        if nan:
+            loss = loss * float("nan")
         engine.backward(loss)
         engine.step()
         window.add(loss, parts, batch)
+        total += loss.detach().double()
     window.steps += 1
+    return total
 
 
 class Trainer:
-    """One rank of an mPMR run. `Trainer(cfg, options).train()` → exit code."""
+    """One rank of an mPMR run (in a process group: `distributed.init()` first).
+    `Trainer(cfg, options).train()` → exit code."""
 
     def __init__(self, cfg: RunConfig, options: RunOptions):
         import deepspeed
@@ -196,7 +249,6 @@ class Trainer:
 
         self.cfg, self.options = cfg, options
         self.run_dir = Path(cfg.run_dir)
-        distributed.init()
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.device = distributed.device()
         self.stop = distributed.StopSignal()
@@ -212,7 +264,12 @@ class Trainer:
             model_shapes={name: list(p.shape) for name, p in model.named_parameters()},
             config=config_to_dict(cfg))
 
-        resume_from = checkpoint.find_resume(self.run_dir, options.resume)
+        # Checksums verified collectively (a share of the files per rank); damaged tags are
+        # skipped under --resume auto (a warning on rank 0), refused when named explicitly.
+        resume_from = checkpoint.find_resume(
+            self.run_dir, options.resume, check=checkpoint.verify_across_ranks,
+            warn=(lambda line: print(line, file=sys.stderr, flush=True)) if self.rank == 0
+            else None)
         saved, universal = None, False
         if resume_from is not None:
             saved = checkpoint.read_client_state(resume_from)
@@ -227,9 +284,10 @@ class Trainer:
                     checkpoint.prepare_universal(resume_from)
                 distributed.barrier()
 
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay),
-                                      lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                      eps=cfg.optim.eps)
+        raw_grads = cfg.train.zero_stage == 0 and cfg.train.precision == "fp32"
+        optimizer = (GuardedAdamW if raw_grads else torch.optim.AdamW)(
+            param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+            betas=tuple(cfg.optim.betas), eps=cfg.optim.eps)
         ds_config = deepspeed_config(cfg, self.world_size, load_universal=universal)
         ds_logger = logging.getLogger("DeepSpeed")
         level = ds_logger.level
@@ -243,7 +301,7 @@ class Trainer:
 
         self.step, self.consumed = 0, 0
         if saved is not None:
-            same_ranks = not universal and saved.world_size == self.world_size
+            same_ranks = saved.world_size == self.world_size
             checkpoint.load(self.engine, resume_from, universal=universal,
                             restore_rng_state=same_ranks)
             if not same_ranks:  # the saved dropout streams belong to other ranks: fresh ones
@@ -277,6 +335,7 @@ class Trainer:
                            f"{cfg.train.global_batch_size}; steps {self.step} → "
                            f"{cfg.train.train_steps}")
         self.peak = peak_flops(cfg.train.precision, options.peak_tflops)
+        self.nonfinite_run = 0  # consecutive steps with non-finite loss / gradients
         self.last_eval: dict | None = None
         self._reset_window()
 
@@ -292,19 +351,37 @@ class Trainer:
         stop_at = self.options.stop_at_step
         with closing(batches):
             while self.step < t.train_steps and (stop_at is None or self.step < stop_at):
-                self._train_step(batches)
-                stopping = distributed.any_rank(self.stop.requested)
+                skipped_before, window_before = self.engine.skipped_steps, self.window.snapshot()
+                step_loss = self._train_step(batches)
+                stopping, nan_loss = distributed_flags(self.stop.requested,
+                                                       ~torch.isfinite(step_loss))
+                skipped = self.engine.skipped_steps > skipped_before
+                if skipped or nan_loss:  # keep the step out of the logged means
+                    self.window.restore(window_before)
+                diverged = self._count_nonfinite(skipped=skipped, nan_loss=nan_loss)
                 planned = stop_at is not None and self.step >= stop_at
-                last = self.step == t.train_steps or stopping or planned
+                last = self.step == t.train_steps or stopping or planned or diverged
                 if self.step % t.log_every == 0 or last:
                     self._log_window()
+                if diverged:
+                    code = EXIT_NONFINITE
+                    if self.rank == 0:
+                        print(f"error: {diverged}", file=sys.stderr, flush=True)
+                    break
                 due_eval = t.eval_every and self.step % t.eval_every == 0
-                if due_eval and not stopping:
-                    self.evaluate()
+                if due_eval and not stopping and self.evaluate() is None:
+                    stopping = last = True  # a signal stopped the evaluation
                 if (t.save_every and self.step % t.save_every == 0) or last:
-                    self.save()
-                if due_eval and stopping:  # checkpoint first: the launcher's grace period is short
-                    self.evaluate()
+                    try:
+                        self.save()
+                    except checkpoint.NonFiniteWeights as err:  # every rank raises it
+                        code = EXIT_NONFINITE
+                        if self.rank == 0:
+                            last = checkpoint.resolve_latest(
+                                checkpoint.checkpoint_root(self.run_dir))
+                            print(f"error: {err}; stopping (the last checkpoint is {last})",
+                                  file=sys.stderr, flush=True)
+                        break
                 if stopping:
                     code = self.stop.exit_code if self.stop.requested else 128 + 15
                     break
@@ -315,12 +392,41 @@ class Trainer:
         self.log.close()
         return code
 
-    def _train_step(self, batches) -> None:
-        train_step(self.engine, batches, self.window)
+    def _train_step(self, batches) -> torch.Tensor:
+        loss = train_step(self.engine, batches, self.window, nan=self.step + 1 in NAN_STEPS)
         if STEP_SLEEP_S:  # fault injection for the tests: a slow step
             time.sleep(STEP_SLEEP_S)
         self.step += 1
         self.consumed += self.cfg.train.global_batch_size
+        return loss
+
+    def _count_nonfinite(self, *, skipped: bool, nan_loss: bool) -> str | None:
+        """Book-keep a step's non-finite verdict; returns why the run must stop, or None.
+
+        `skipped`: the engine skipped the update (non-finite gradients; under fp16 also a loss
+        scale overflow), the same on every rank. `nan_loss`: some rank's loss was not finite."""
+        t = self.cfg.train
+        if not (skipped or nan_loss):
+            self.nonfinite_run = 0
+            return None
+        self.nonfinite_run += 1
+        last = checkpoint.resolve_latest(checkpoint.checkpoint_root(self.run_dir))
+        advice = (f"the last checkpoint is {last}" if last else "no checkpoint was saved") + \
+            "; lower optim.lr or check the data, then resume"
+        if nan_loss and not skipped:
+            return (f"step {self.step}: non-finite loss but the update was applied; stopping "
+                    f"without saving ({advice})")
+        if nan_loss and t.nonfinite == "stop":
+            return (f"step {self.step}: non-finite loss (train.nonfinite=stop); the update was "
+                    f"skipped; stopping without saving ({advice})")
+        if self.nonfinite_run >= t.nonfinite_patience:
+            return (f"step {self.step}: {self.nonfinite_run} steps in a row had non-finite "
+                    f"losses or gradients and were skipped (train.nonfinite_patience="
+                    f"{t.nonfinite_patience}); stopping without saving ({advice})")
+        self.log.print(f"warning: step {self.step}: non-finite "
+                       f"{'loss' if nan_loss else 'gradients'}, update skipped "
+                       f"({self.nonfinite_run} in a row, {self.engine.skipped_steps} in all)")
+        return None
 
     def _reset_window(self) -> None:
         self.window = StepWindow(len(self.info.languages), self.device)
@@ -333,6 +439,15 @@ class Trainer:
             return
         packed = distributed.all_reduce_sum(window.pack())
         loss_sum, tokens, micro, sequences = packed[:4].tolist()
+        if micro == 0:  # every step of the window was skipped as non-finite
+            record = {"step": self.step, "loss": None, "lr": window.lr,
+                      "consumed_samples": self.consumed,
+                      "skipped_steps": int(self.engine.skipped_steps)}
+            self.log.record(record, "train")
+            self.log.print(f"step {self.step}/{self.cfg.train.train_steps} | skipped "
+                           f"(non-finite), {record['skipped_steps']} in all")
+            self._reset_window()
+            return
         parts = summarize_parts(packed[4:].view(4, -1), self.info.languages)
         elapsed = time.perf_counter() - window.started
         step_time = elapsed / window.steps
@@ -345,8 +460,7 @@ class Trainer:
                   "tokens_per_s": tokens_per_s, "samples_per_s": sequences / elapsed,
                   "step_time_s": step_time, "mfu": mfu, "consumed_samples": self.consumed}
         record.update({k: v for k, v in parts.items() if k != "loss"})
-        if self.cfg.train.precision == "fp16":
-            record["skipped_steps"] = int(self.engine.skipped_steps)
+        record["skipped_steps"] = int(self.engine.skipped_steps)  # non-finite (fp16: overflow)
         self.log.record(record, "train")
         langs = " ".join(f"{lang} {parts[f'loss/{lang}']:.4f}" for lang in self.info.languages
                          if f"loss/{lang}" in parts)
@@ -355,13 +469,14 @@ class Trainer:
             f"(cls {parts.get('cls_loss', float('nan')):.4f}, span "
             f"{parts.get('span_loss', float('nan')):.4f}) | {langs} | lr {window.lr:.3e} | "
             f"{tokens_per_s:,.0f} tok/s | MFU {'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | "
-            f"ETA {format_eta(remaining)}")
+            f"ETA {format_eta(remaining)}" +
+            (f" | skipped {record['skipped_steps']}" if record["skipped_steps"] else ""))
         self._reset_window()
 
     # ------------------------------------------------------------------ eval / save
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Span P/R/F1 (context cells, logit > 0), relevance accuracy and loss on the held-out
+    def evaluate(self) -> dict | None:
+        """None when a stop signal ended it early (the caller saves and exits). Span P/R/F1 (context cells, logit > 0), relevance accuracy and loss on the held-out
         split, summed over ranks. Consumes no RNG; every rank runs the same number of batches."""
         from pretrain.data import eval_batches
         from pretrain.model import EVAL_KEYS, parts_by_language, summarize_eval, summarize_parts
@@ -374,11 +489,12 @@ class Trainer:
         self.engine.eval()
         with rng_isolated(), closing(eval_batches(self.cfg, self.rank, self.world_size,
                                                   self.info)) as batches:
-            done = 0
+            done, stopped = 0, False
             while not limit or done < limit:
                 with rng_isolated(), distributed.stop_signals_deferred():
                     batch = next(batches, None)
-                if distributed.any_rank(batch is None):  # ZeRO-3: ranks move in lockstep
+                exhausted, stopped = distributed_flags(batch is None, self.stop.requested)
+                if exhausted or stopped:  # ZeRO-3: ranks move in lockstep
                     break
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 found = self.engine(**batch, task="eval")
@@ -388,6 +504,11 @@ class Trainer:
                 part_sums += parts_by_language(parts, len(self.info.languages))
                 done += 1
         self.engine.train()
+        if stopped:
+            self.log.print(f"evaluation at step {self.step} stopped by a signal after {done} "
+                           f"batches (not recorded)")
+            self.window.started += time.perf_counter() - started
+            return None
         packed = distributed.all_reduce_sum(torch.cat([counts, part_sums.flatten()]))
         totals = dict(zip(EVAL_KEYS, packed[:len(EVAL_KEYS)].tolist()))
         result = {"step": self.step, "eval": True, **summarize_eval(totals),
@@ -430,7 +551,7 @@ class Trainer:
         if path.is_file():
             records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                        if line.strip()]
-            losses = [(r["step"], r["loss"]) for r in records if not r.get("eval")]
+            losses = [(r["step"], r["loss"]) for r in records if not r.get("eval") and r.get("loss") is not None]
         summary = {
             "step": self.step, "train_steps": self.cfg.train.train_steps,
             "finished": self.step >= self.cfg.train.train_steps, "exit_code": code,
@@ -448,8 +569,25 @@ class Trainer:
 
 def run(cfg: RunConfig, options: RunOptions) -> int:
     """Train one rank (after `config.validate`); returns the process exit code."""
-    trainer = Trainer(cfg, options)
+    distributed.init(cfg.train.collective_timeout_s)
+    lock = take_run_lock(cfg.run_dir)
     try:
-        return trainer.train()
+        return Trainer(cfg, options).train()
     finally:
         sys.stdout.flush()
+        if lock is not None:
+            lock.release()
+
+
+def take_run_lock(run_dir: str) -> RunLock | None:
+    """Rank 0 takes RUN_DIR's lock before anything there is read or written (collective: every
+    rank raises `RunDirBusy` when it is held by another live job)."""
+    lock = busy = None
+    if distributed.rank() == 0:
+        try:
+            lock = RunLock(run_dir).acquire()
+        except RunDirBusy as err:
+            busy = err
+    if distributed.any_rank(busy is not None):
+        raise busy or RunDirBusy(f"{run_dir} is in use by another job")
+    return lock
