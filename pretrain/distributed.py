@@ -209,12 +209,18 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return out.to(values.device)
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank if `flag` is true on at least one."""
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device())
+def any_ranks(*flags) -> list[bool]:
+    """Each flag (a bool or a 0-d tensor) OR-ed over the ranks, in one all-reduce."""
+    t = torch.tensor([1 if bool(flag) else 0 for flag in flags], dtype=torch.int32,
+                     device=device())
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return [bool(v) for v in t.tolist()]
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if `flag` is true on at least one."""
+    return any_ranks(flag)[0]
 
 
 class StopSignal:

@@ -38,10 +38,11 @@ from pretrain.config import RunConfig, config_to_dict, deepspeed_config, save_co
 from pretrain.runlock import RunDirBusy, RunLock
 
 METRICS = "metrics.jsonl"
-#: Test-only fault injection: seconds every optimizer step sleeps (a slow step / slow node),
-#: and global steps whose loss is multiplied by NaN on every rank (e.g. "3,4").
+#: Test-only fault injection: seconds every optimizer step (and every evaluation batch) sleeps,
+#: a slow step / slow node; global steps whose loss is multiplied by NaN on every rank ("3,4").
 STEP_SLEEP_S = float(os.environ.get("XPRETRAIN_STEP_SLEEP_S", "0") or 0)
 NAN_STEPS = {int(s) for s in os.environ.get("XPRETRAIN_NAN_STEPS", "").split(",") if s.strip()}
+EVAL_SLEEP_S = float(os.environ.get("XPRETRAIN_EVAL_SLEEP_S", "0") or 0)  # per eval batch
 #: Exit code of a run stopped on non-finite losses / gradients (`train.nonfinite`).
 EXIT_NONFINITE = 3
 SUMMARY = "summary.json"
@@ -177,13 +178,6 @@ class StepWindow:
         counts = torch.tensor([self.micro_batches, self.sequences], dtype=torch.float64,
                               device=self.loss.device)
         return torch.cat([self.loss[None], self.tokens[None], counts, self.parts.flatten()])
-
-
-def distributed_flags(*flags) -> list[bool]:
-    """Each flag (bool or 0-d bool tensor) OR-ed over ranks, in one all-reduce."""
-    values = torch.stack([torch.as_tensor(f).to("cpu", torch.float64).reshape(())
-                          for f in flags])
-    return [v > 0 for v in distributed.all_reduce_sum(values).tolist()]
 
 
 def next_batch(batches, device: torch.device) -> dict[str, torch.Tensor]:
@@ -353,7 +347,7 @@ class Trainer:
             while self.step < t.train_steps and (stop_at is None or self.step < stop_at):
                 skipped_before, window_before = self.engine.skipped_steps, self.window.snapshot()
                 step_loss = self._train_step(batches)
-                stopping, nan_loss = distributed_flags(self.stop.requested,
+                stopping, nan_loss = distributed.any_ranks(self.stop.requested,
                                                        ~torch.isfinite(step_loss))
                 skipped = self.engine.skipped_steps > skipped_before
                 if skipped or nan_loss:  # keep the step out of the logged means
@@ -493,10 +487,12 @@ class Trainer:
             while not limit or done < limit:
                 with rng_isolated(), distributed.stop_signals_deferred():
                     batch = next(batches, None)
-                exhausted, stopped = distributed_flags(batch is None, self.stop.requested)
+                exhausted, stopped = distributed.any_ranks(batch is None, self.stop.requested)
                 if exhausted or stopped:  # ZeRO-3: ranks move in lockstep
                     break
                 batch = {k: v.to(self.device) for k, v in batch.items()}
+                if EVAL_SLEEP_S:
+                    time.sleep(EVAL_SLEEP_S)
                 found = self.engine(**batch, task="eval")
                 counts += torch.tensor([float(found[k]) for k in EVAL_KEYS], device=self.device,
                                        dtype=torch.float64)
