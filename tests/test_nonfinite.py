@@ -61,3 +61,34 @@ def test_nonfinite_stops_with_exit_3_and_no_checkpoint(tiny_mrc_data, tmp_path, 
     assert sorted(p.name for p in root.glob("step_*")) == ["step_000002"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["exit_code"] == 3 and summary["step"] == stop_step
+
+
+def test_poisoned_optimizer_state_with_valid_checksums_never_becomes_latest(tiny_mrc_data,
+                                                                            tmp_path):
+    """Defence in depth behind the checksums: NaN Adam moments that pass verification (the
+    table re-recorded after the damage) make the next update NaN; the NaN loss after it is
+    skipped, and the save of NaN weights is refused: exit 3, `latest` stays at the good step."""
+    from pretrain import checkpoint as ck
+
+    run_dir = tmp_path / "run"
+    args = ("train.save_every=2", "train.zero_stage=2", *SHORT[:2])
+    run(train_command(0, tiny_args(tiny_mrc_data, run_dir, "train.train_steps=2", *args)))
+    tag = run_dir / "checkpoints" / "step_000002"
+    (shard,) = tag.glob("*optim_states.pt")
+    tree = torch.load(shard, weights_only=False)
+    states = tree["optimizer_state_dict"]["base_optimizer_state"]["state"]
+    for state in states.values():
+        state["exp_avg"].fill_(float("nan"))
+    torch.save(tree, shard)
+    commit = json.loads((tag / "complete.json").read_text())
+    commit["files"] = ck.record_files(tag)
+    (tag / "complete.json").write_text(json.dumps(commit))
+    assert ck.verify(tag) == []
+
+    proc = run(train_command(0, tiny_args(tiny_mrc_data, run_dir, "train.train_steps=4", *args)),
+               check=False)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "non-finite values" in errors[0], proc.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == "step_000002"
+    assert not ck.is_complete(run_dir / "checkpoints" / "step_000004")
