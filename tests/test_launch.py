@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from dist_utils import ROOT, VENV_BIN, cpu_env, free_port, run, start, tiny_args, train_records
+from dist_utils import (ROOT, VENV_BIN, cpu_env, free_port, pids_mentioning, run, start, tiny_args,
+                        train_records)
 
 pytestmark = pytest.mark.timeout(600)
 SCRIPTS = ["tiny_cpu.sh", "mpmr_base.sh", "mpmr_large.sh"]
@@ -157,17 +158,7 @@ def test_sigterm_to_the_script_reaches_every_rank(tiny_mrc_data, tmp_path):
     latest = (run_dir / "checkpoints" / "latest").read_text().strip()
     state = json.loads((run_dir / "checkpoints" / latest / "complete.json").read_text())
     assert state["world_size"] == 2 and state["step"] >= 3
-    leftover = [p for p in os.listdir("/proc") if p.isdigit() and str(run_dir) in
-                _cmdline(p)]
-    assert not leftover, leftover
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    assert not pids_mentioning(str(run_dir))
 
 
 def test_the_runner_spawns_our_node_launcher_locally_and_through_pdsh(tmp_path, monkeypatch):
