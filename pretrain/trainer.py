@@ -9,7 +9,14 @@ same world size, continues bit-identically.
 Outputs in RUN_DIR: `config.yaml` (resolved config), `metrics.jsonl` (one object per logged step
 with step, loss, parts, lr, tokens/s, MFU; evaluations as objects with `"eval": true`), `tb/`
 (TensorBoard), `checkpoints/` (see `pretrain.checkpoint`), `summary.json` (end of each
-invocation). Only rank 0 writes logs.
+invocation), `job.lock` (held by rank 0 while the run lives, `pretrain.runlock`). Only rank 0
+writes logs.
+
+Every step ends with one all-reduce of two flags: a stop signal on some rank (then every rank
+saves and exits 128 + signal; a signal during an evaluation abandons it) and a non-finite loss
+on some rank. Steps whose update the engine skipped (non-finite gradients; fp16 overflow) are
+counted in `skipped_steps` and left out of the logged means; `train.nonfinite` /
+`nonfinite_patience` decide when the run stops instead (exit 3, no new checkpoint).
 
 MFU = flops_per_token(T̄) × non-padding tokens/s ÷ (peak FLOP/s per device × world size), with
 T̄ the mean non-padding sequence length of the window and `flops_per_token` from
