@@ -7,6 +7,7 @@ INSTALL_REQUIRES = [
     "regex",  # Unicode property classes for whole-word name matching (\p{M} in Indic scripts)
     "pydantic>=2",  # strict type checks of config dataclasses
     "tqdm",
+    "psutil",  # process trees, states and start times (launchers, run-folder lock)
     # data_prep
     "megatron-core==0.16.1",
     "sentencepiece>=0.2",

@@ -27,22 +27,24 @@ import time
 
 def _parent_of(pid: int) -> int:
     """Parent pid of `pid` (-1 if it is gone)."""
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
         return -1
 
 
 def watch_the_runner(interval_s: float = 1.0) -> bool:
     """Under DeepSpeed's launch.py: SIGTERM this rank once launch.py loses its parent (the
     `deepspeed` runner, or the remote shell pdsh started it from). True if watching."""
+    import psutil
+
     launcher = os.getppid()
     try:
-        with open(f"/proc/{launcher}/cmdline", "rb") as f:
-            if b"deepspeed.launcher.launch" not in f.read():
-                return False
-    except OSError:
+        if "deepspeed.launcher.launch" not in psutil.Process(launcher).cmdline():
+            return False
+    except psutil.Error:
         return False
     runner = _parent_of(launcher)
     if runner <= 1:

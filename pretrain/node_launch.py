@@ -42,6 +42,8 @@ import sys
 import time
 from collections import defaultdict
 
+import psutil
+
 from pretrain import distributed
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -76,21 +78,19 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def process_state(pid: int) -> str:
-    """The kernel's one-letter state of `pid` (R, S, D, T, Z, …; "" if unknown)."""
+def is_stopped(pid: int) -> bool:
+    """`pid` is stopped (SIGSTOP) or traced."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
-        return ""
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED,
+                                                psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
 
 
 def descendants(pid: int) -> list[int]:
     try:
-        import psutil
-
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except Exception:  # noqa: BLE001 — gone already, or no psutil
+    except psutil.Error:  # gone already
         return []
 
 
@@ -108,13 +108,7 @@ def reap_orphans(keep: set[int] = frozenset(), kill: bool = False) -> None:
     Popen objects must read their exit status themselves). `kill`: SIGKILL the live ones too,
     with their subtrees (the loader workers of a dead rank: they hold its sockets open, so its
     peers would not see it gone until the workers notice, seconds later)."""
-    try:
-        import psutil
-
-        children = psutil.Process().children()
-    except Exception:  # noqa: BLE001
-        return
-    for child in children:
+    for child in psutil.Process().children():
         if child.pid in keep:
             continue
         if kill:
@@ -230,7 +224,7 @@ class Supervisor:
                 f"{self.stop_grace:g}s (STOP_GRACE) for their checkpoint")
         for r in targets:
             r.signal(signum)
-            if process_state(r.pid) == "T":  # stopped (SIGSTOP, a debugger): let it act on it
+            if is_stopped(r.pid):  # SIGSTOP, a debugger: let it act on the signal
                 say(f"node launcher: {r.name()} is stopped: SIGCONT so that it can stop and save")
                 r.signal(signal.SIGCONT)
         name = signal.Signals(signum).name
@@ -243,7 +237,7 @@ class Supervisor:
         others = self.alive()
         if returncode not in COLLECTIVE_CODES:
             for r in others:
-                if process_state(r.pid) == "T":
+                if is_stopped(r.pid):
                     say(f"error: {r.name()} is stopped (SIGSTOP or traced): it hung the job")
             say(f"error: {failed.name()} {describe_exit(returncode)}")
         for r in others:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 TINY = ROOT / "configs" / "tiny_mpmr.yaml"
@@ -115,28 +117,21 @@ def truncate(path: Path, fraction: float = 0.5) -> None:
 
 # ---------------------------------------------------------------- launch-script jobs (signals)
 def cmdline(pid: int) -> str:
-    """Command line of `pid` ("" if it is gone)."""
+    """Command line of `pid`, each argument followed by a space ("" if it is gone)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return "".join(arg + " " for arg in psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
 def pids_mentioning(marker: str) -> list[int]:
     """Live (non-zombie) processes other than this one whose command line contains `marker`."""
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-        except (OSError, IndexError):
-            continue
-        if marker in cmdline(int(name)):
-            found.append(int(name))
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        info = proc.info
+        if info["pid"] != os.getpid() and info["status"] != psutil.STATUS_ZOMBIE and \
+                marker in "".join(arg + " " for arg in info["cmdline"] or []):
+            found.append(info["pid"])
     return found
 
 
@@ -177,9 +172,8 @@ def job_process(run_dir: Path, kind: str, rank: int = 0, timeout: float = 60) ->
 
 def _parent(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
         return -1
 
 
