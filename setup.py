@@ -30,6 +30,7 @@ INSTALL_REQUIRES = [
     "tensorboard",
     # finetune
     "seqeval",
+    "sacrebleu",  # BLEU of the seq2seq (translation) fine-tuning
 ]
 
 setup(

@@ -4,6 +4,8 @@
 or WikiExtractor JSON lines; `.gz`/`.bz2` ok) into the `corpus` layout of `data_prep.format`:
 one IndexedDataset document per source document, its lines tokenized with the HF fast tokenizer
 and packed greedily into segments of at most `max_seq_len - 2` ids (room for `<s>`/`</s>`).
+With `--sentences` the packing units are sentences (spaCy's rule-based `sentencizer`) instead of
+lines, so segment boundaries fall at sentence ends — VECO's adjacent segments (x, y).
 `python -m data_prep parallel` turns two line-aligned files into the `parallel` layout.
 
 Builds are split into fixed-size units (documents / lines, never crossing a file) found by a
@@ -53,6 +55,7 @@ class Job:
     work_dir: str
     tokenizer: str
     max_len: int  # corpus: max_seq_len; parallel: max ids per side
+    sentences: bool = False  # corpus: pack sentences, not lines
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -187,12 +190,46 @@ def scan_lines(paths: list[str], per_unit: int) -> list[Unit]:
 _TOKENIZERS: dict[str, object] = {}
 
 
-def _encode(tokenizer_dir: str, lines: list[str]) -> list[np.ndarray]:
-    """Token ids (no special tokens) of each line, with one batched call to the Rust backend."""
+def _backend(tokenizer_dir: str):
+    """The Rust tokenizer of a folder, loaded once per (forked) worker."""
     if tokenizer_dir not in _TOKENIZERS:
         _TOKENIZERS[tokenizer_dir] = load_tokenizer(tokenizer_dir).backend_tokenizer
-    encodings = _TOKENIZERS[tokenizer_dir].encode_batch_fast(lines, add_special_tokens=False)
+    return _TOKENIZERS[tokenizer_dir]
+
+
+def _encode(tokenizer_dir: str, lines: list[str]) -> list[np.ndarray]:
+    """Token ids (no special tokens) of each line, with one batched call to the Rust backend."""
+    encodings = _backend(tokenizer_dir).encode_batch_fast(lines, add_special_tokens=False)
     return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+
+
+_SENTENCIZER: list = []  # one spaCy pipeline per (forked) worker
+
+
+def _sentence_ends(lines: list[str]) -> list[np.ndarray]:
+    """Per line: character offsets where its sentences end (rule-based `sentencizer`)."""
+    if not _SENTENCIZER:
+        import spacy
+
+        nlp = spacy.blank("xx")
+        nlp.add_pipe("sentencizer")
+        _SENTENCIZER.append(nlp)
+    return [np.array([sent.end_char for sent in doc.sents], dtype=np.int64)
+            for doc in _SENTENCIZER[0].pipe(lines)]
+
+
+def _encode_sentences(tokenizer_dir: str, lines: list[str]) -> list[list[np.ndarray]]:
+    """Per line: the token ids of each of its sentences. The line is encoded whole (the ids
+    are exactly those of `_encode`) and cut before the first token that starts at or after a
+    sentence's end; a token straddling a boundary stays with the earlier sentence."""
+    encodings = _backend(tokenizer_dir).encode_batch(lines, add_special_tokens=False)
+    out = []
+    for encoding, ends in zip(encodings, _sentence_ends(lines)):
+        ids = np.asarray(encoding.ids, dtype=np.int32)
+        starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
+        cuts = np.searchsorted(starts, ends[:-1], side="left")
+        out.append([piece for piece in np.split(ids, cuts) if len(piece)])
+    return out
 
 
 def pack_segments(line_ids: list[np.ndarray], budget: int) -> list[np.ndarray]:
@@ -220,16 +257,23 @@ def _corpus_unit(job: Job, unit: Unit, f: BinaryIO) -> dict:
     invalid = [0]
     docs = list(_read_documents(f, unit.offsets[0], unit.count, unit.json_lines, invalid))
     flat = [line for doc in docs for line in doc]
-    ids = _encode(job.tokenizer, flat) if flat else []
+    if not flat:
+        line_units: list[list[np.ndarray]] = []
+    elif job.sentences:  # packing units: the sentences of each line
+        line_units = _encode_sentences(job.tokenizer, flat)
+    else:
+        line_units = [[ids] for ids in _encode(job.tokenizer, flat)]
     documents, empty, pos = [], 0, 0
     for doc in docs:
-        segments = pack_segments(ids[pos:pos + len(doc)], job.max_len - 2)
+        pieces = [piece for line in line_units[pos:pos + len(doc)] for piece in line]
+        segments = pack_segments(pieces, job.max_len - 2)
         pos += len(doc)
         if segments:
             documents.append(segments)
         else:
             empty += 1
     counts = {"documents": len(documents), "segments": sum(len(d) for d in documents),
+              "adjacent_pairs": sum(len(d) - 1 for d in documents),
               "tokens": int(sum(len(s) for d in documents for s in d)), "lines": len(flat),
               "skipped": {"empty": empty, "invalid_utf8": invalid[0]}}
     write_shard(job.work_dir, unit.index, documents, counts)
@@ -337,10 +381,13 @@ def _check_units(build: ShardedBuild, units: list[Unit], what: str) -> None:
 
 def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out_dir: str | Path,
                  *, max_seq_len: int = 512, workers: int = 1, resume: bool = False,
-                 docs_per_shard: int = 10_000) -> dict:
+                 docs_per_shard: int = 10_000, sentences: bool = False) -> dict:
     """Tokenize monolingual documents into `out_dir` (`corpus` layout); returns the manifest.
 
-    Segments hold at most `max_seq_len - 2` ids. The result does not depend on `workers`.
+    Segments hold at most `max_seq_len - 2` ids. `sentences`: pack sentences instead of lines,
+    so that segments end at sentence ends (a sentence over the budget is still cut). The
+    manifest counts `adjacent_pairs` = Σ (segments - 1) over documents. The result does not
+    depend on `workers`.
     """
     if max_seq_len < 3:
         raise ValueError(f"--max-seq-len must be at least 3, got {max_seq_len}")
@@ -349,11 +396,13 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
     info = tokenizer_info(load_tokenizer(tokenizer))
     params = {"inputs": sources, "lang": lang, "tokenizer": info["fingerprint"],
               "max_seq_len": max_seq_len, "docs_per_shard": docs_per_shard}
+    if sentences:  # only when on: default builds keep the parameters (and --resume) of before
+        params["sentences"] = True
     build = ShardedBuild(out_dir, "corpus", params, resume=resume)
     if build.complete:
         return read_manifest(out_dir)
     units = scan_documents([s["path"] for s in sources], docs_per_shard)
-    job = Job("corpus", str(build.work_dir), str(tokenizer), max_seq_len)
+    job = Job("corpus", str(build.work_dir), str(tokenizer), max_seq_len, sentences)
     _check_units(build, units, "documents")
     run_build(build, job, units, workers, f"corpus {lang}")
     return build.merge(len(units), {"lang": lang, "tokenizer": info})
@@ -394,6 +443,8 @@ def register(subparsers) -> None:
                         help="segments hold at most this minus 2 ids")
     corpus.add_argument("--docs-per-shard", type=int, default=10_000,
                         help="documents per work unit (part of the build parameters)")
+    corpus.add_argument("--sentences", action="store_true",
+                        help="cut segments at sentence ends (spaCy sentencizer), not at line ends")
     corpus.set_defaults(func=_corpus_main)
     parallel = subparsers.add_parser(
         "parallel", help="line-aligned sentence pairs -> token pairs (TLM / CA-MLM)",
@@ -418,9 +469,11 @@ def register(subparsers) -> None:
 def _corpus_main(args: argparse.Namespace) -> int:
     manifest = build_corpus(args.input, args.lang, args.tokenizer, args.out,
                             max_seq_len=args.max_seq_len, workers=args.workers,
-                            resume=args.resume, docs_per_shard=args.docs_per_shard)
+                            resume=args.resume, docs_per_shard=args.docs_per_shard,
+                            sentences=args.sentences)
     print(f"wrote {args.out}: {manifest['documents']} documents, {manifest['segments']} "
-          f"segments, {manifest['tokens']} tokens; skipped {manifest['skipped']}")
+          f"segments ({manifest.get('adjacent_pairs', 0)} adjacent pairs), {manifest['tokens']} "
+          f"tokens; skipped {manifest['skipped']}")
     return 0
 
 

@@ -1,9 +1,15 @@
-"""Fine-tune an mPMR (or plain XLM-R) Hugging Face model on one XLU task, in MRC form or with the
-standard heads, and evaluate it zero-shot on every given language.
+"""Fine-tune an mPMR, VECO (or plain XLM-R) Hugging Face model on one XLU task, in MRC form, with
+the standard heads or VECO's plug-in pair classifier, and evaluate it on every given language;
+or fine-tune VECO's encoder-decoder export for translation.
 
     python -m finetune.run --task ner --model HF_DIR --train panx/train-en.tsv \\
         --eval en=panx/test-en.tsv --eval de=panx/test-de.tsv --eval zh=panx/test-zh.tsv --out DIR
     python -m finetune.run --form standard --task ner --model xlm-roberta-large ...   # baseline
+    python -m finetune.run --form plug-in --task pair --model VECO_PLUG_IN_DIR --pair-lang de \\
+        --train pawsx/train-en.tsv --pair-train pawsx/train-de.tsv \\
+        --eval en=pawsx/test-en.tsv --eval de=pawsx/test-de.tsv --out DIR
+    python -m finetune.run --task translation --model VECO_SEQ2SEQ_DIR --train-src train.de \\
+        --train-tgt train.en --eval-src test.de --eval-tgt test.en --out DIR
 
 Tasks: `eqa` (SQuAD-format JSON: SQuAD → XQuAD / MLQA, TyDiQA-GoldP), `ner` (WikiAnn / CoNLL),
 `absa` (SemEval-16 in XABSA format), `pair` (PAWS-X or XNLI TSV; which one is read from the
@@ -19,6 +25,11 @@ stock transformers heads instead (`finetune.standard`: QA start/end, token and s
 classification; EQA answers of at most 30 tokens unless --max-answer-tokens) — the XLM-R baseline
 of the paper, from any XLM-R or exported folder. Both forms share the readers, metrics, outputs,
 defaults and the training loop (`finetune.forms`, `train_loop.train`).
+VECO (spec VECO.md B5): plug-out NLU is `--form standard` on `pretrain.veco_export.plug_out_model`'s
+stock XLM-R folder; `--form plug-in` (`finetune.plugin`, pair tasks) feeds every example with its
+row-aligned translation in `--pair-lang` through both streams of a `plug_in_model` folder, with
+VECO's XNLI defaults; `--task translation` (`finetune.seq2seq`) fine-tunes a `seq2seq_model`
+folder on line-aligned text and prints sacreBLEU next to the copy-source baseline.
 Defaults per dataset (`TASK_DEFAULTS`) are the reference's mPMR-large scripts (*-large.sh);
 `--batch-size` is the whole batch of one optimizer step, i.e. their per-GPU batch × the 4 GPUs
 they ran (ABSA: 1 GPU), counted in features (windows / label queries; standard form: windows)
@@ -44,6 +55,9 @@ from pathlib import Path
 
 from finetune.forms import FORMS, note, warn
 from finetune.tasks import TASKS
+
+PLUG_IN = "plug-in"  # finetune.plugin.PlugInForm, imported when used (it imports torch)
+TRANSLATION = "translation"  # finetune.seq2seq
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EXPLAIN_MODES = ("paper", "reference")
@@ -180,8 +194,14 @@ def format_table(task: str, scores: dict[str, dict], avg: dict[str, float],
 # ---------------------------------------------------------------------------- the run
 
 def resolve_settings(args: argparse.Namespace, kind: str) -> dict:
-    """TASK_DEFAULTS of `kind` + COMMON_DEFAULTS, overridden by the options given."""
-    settings = {**COMMON_DEFAULTS, **TASK_DEFAULTS[kind]}
+    """TASK_DEFAULTS of `kind` + COMMON_DEFAULTS (plug-in form: `finetune.plugin.DEFAULTS`),
+    overridden by the options given."""
+    if args.form == PLUG_IN:
+        from finetune.plugin import DEFAULTS
+
+        settings = dict(DEFAULTS)
+    else:
+        settings = {**COMMON_DEFAULTS, **TASK_DEFAULTS[kind]}
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
     if settings["doc_stride"] == "none":
         settings["doc_stride"] = None
@@ -206,7 +226,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"{args.train}: no training examples")
     kind = task_kind(args.task, train_records, args.train)
     settings = resolve_settings(args, kind)
-    form = FORMS[args.form](args, kind, settings)
+    form = _form_class(args.form)(args, kind, settings)
     train_inputs = form.inputs(train_records, args.train, args.train_lang, "train")
     evals = []  # read every eval file before training: a bad one fails fast
     for spec in args.eval:
@@ -260,6 +280,8 @@ def run(args: argparse.Namespace) -> dict:
     results = {
         "task": f"{args.task}/{kind}", "form": args.form,
         "model": str(args.model), "train": str(args.train), "train_lang": args.train_lang,
+        **({"pair_lang": args.pair_lang, "partners": form.partners}
+           if args.form == PLUG_IN else {}),
         "eqa_norm": norms if args.task == "eqa" else None,
         "query_langs": form.query_langs if args.task in ("ner", "absa") else None,
         "scores": scores, "average": avg,
@@ -273,6 +295,14 @@ def run(args: argparse.Namespace) -> dict:
     _write_json(out / "results.json", results)
     print(format_table(args.task, scores, avg, args.train_lang), flush=True)
     return results
+
+
+def _form_class(name: str):
+    if name == PLUG_IN:
+        from finetune.plugin import PlugInForm
+
+        return PlugInForm
+    return FORMS[name]
 
 
 def _write_json(path: Path, value) -> None:
@@ -315,22 +345,33 @@ def _defaults_help() -> str:
     rows = [f"  {kind}: " + ", ".join(f"{k.replace('_', '-')} {show(v)}" for k, v in values.items())
             for kind, values in TASK_DEFAULTS.items()]
     common = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in COMMON_DEFAULTS.items())
-    return ("defaults per dataset, both forms = the mPMR-large scripts of "
+    from finetune import plugin, seq2seq
+
+    veco = {f"--form {PLUG_IN} (VECO NLU/scripts/train_xnli.sh, run_classify.py defaults)":
+            plugin.DEFAULTS,
+            f"--task {TRANSLATION} (VECO NLG/finetune-wmt14en2de.sh; batch, epochs, length ours)":
+            seq2seq.DEFAULTS}
+    return ("defaults per dataset, --form mrc and standard = the mPMR-large scripts of "
             f"github.com/DAMO-NLP-SG/PMR (*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} "
             "GPUs, ABSA 1 GPU; pair batches count pairs);\n"
             "eqa: squad (XQuAD/MLQA) or tydiqa (a --train file named *tydiqa*); ner: wikiann, or "
             "conll when MISC occurs;\npair: pawsx or xnli by the labels. doc-stride: tokens "
             "between window starts; none = cut at max-seq-len.\n" + "\n".join(rows)
-            + f"\n  all: {common}")
+            + f"\n  all: {common}\n"
+            + "\n".join(f"{title}:\n  " + ", ".join(f"{k.replace('_', '-')} {show(v)}"
+                                                   for k, v in values.items() if v is not None)
+                         for title, values in veco.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=(*TASKS, TRANSLATION))
     parser.add_argument("--model", required=True,
-                        help="HF folder: pretrain.convert_to_hf output or a plain XLM-R folder")
-    parser.add_argument("--train", required=True, help="training file (English in the paper)")
+                        help="HF folder: pretrain.convert_to_hf output or a plain XLM-R folder "
+                        "(VECO: plug_out_model / plug_in_model / seq2seq_model exports)")
+    parser.add_argument("--train", help="training file (English in the paper); all tasks but "
+                        "translation")
     parser.add_argument("--train-lang", default="en",
                         help="language of --train (its queries); marked in the table when also "
                         "evaluated")
@@ -338,9 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="[mlqa:]LANG=FILE", help="evaluation file of one language "
                         "(repeat); mlqa:LANG scores with MLQA's normalisation of LANG")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--form", choices=list(FORMS), default="mrc",
-                        help="mrc: every task as MRC queries to the span extractor (mPMR); "
-                        "standard: stock transformers heads (the XLM-R baseline)")
+    parser.add_argument("--form", choices=[*FORMS, PLUG_IN],
+                        help="mrc (default): every task as MRC queries to the span extractor "
+                        "(mPMR); standard: stock transformers heads (the XLM-R baseline; VECO "
+                        "plug-out); plug-in: VECO's two streams on each pair task example and its "
+                        "translation (--pair-lang, --pair-train). Not for --task translation")
     tuned = parser.add_argument_group("hyper-parameters", _defaults_help())
     tuned.add_argument("--epochs", type=float)
     tuned.add_argument("--lr", type=float)
@@ -358,6 +401,30 @@ def build_parser() -> argparse.ArgumentParser:
     tuned.add_argument("--dropout", type=float, help="encoder hidden dropout and the "
                        "extractor's (standard form: the head's)")
     tuned.add_argument("--seed", type=int)
+    tuned.add_argument("--label-smoothing", type=float,
+                       help="translation: epsilon of the label-smoothed cross-entropy")
+    tuned.add_argument("--max-grad-norm", type=float,
+                       help="translation: clip the gradient norm to this (<= 0: no clipping)")
+    plug_in = parser.add_argument_group(
+        "plug-in form", "each example x of --train is paired with its translation y (the same "
+        "row) in --pair-train; each --eval LANG with the --eval file of --pair-lang (the "
+        "--pair-lang set itself with the --train-lang one), files row-aligned")
+    plug_in.add_argument("--pair-lang", help="language of the translations paired with the "
+                         "examples (required: plug-in has no zero-shot use)")
+    plug_in.add_argument("--pair-train", help="--train translated into --pair-lang, row-aligned")
+    translation = parser.add_argument_group(
+        "translation", "line-aligned text files, one sentence a line")
+    for side in ("train", "eval"):
+        for end, what in (("src", "source"), ("tgt", "target")):
+            translation.add_argument(f"--{side}-{end}", help=f"{side} {what} sentences")
+    translation.add_argument("--src-lang", help="source language (default: the last suffix of "
+                             "--train-src, e.g. deu for tatoeba.deu-eng.deu)")
+    translation.add_argument("--tgt-lang", help="target language (default: that of "
+                             "--train-tgt; zh/ja/ko pick sacreBLEU's tokenizer)")
+    translation.add_argument("--num-beams", type=int, help="beam size (default 5, the VECO "
+                             "inference script; 1 = greedy)")
+    translation.add_argument("--bleu-tokenize", help="sacreBLEU tokenizer (default: 13a, or the "
+                             "target language's for zh/ja/ko)")
     parser.add_argument("--grad-accum", type=int, default=1,
                         help="split each batch into this many micro-batches (memory)")
     parser.add_argument("--max-train-examples", type=int,
@@ -385,9 +452,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TRANSLATION_FILES = ("train_src", "train_tgt", "eval_src", "eval_tgt")
+_TRANSLATION_ONLY = ("label_smoothing", "max_grad_norm", "src_lang", "tgt_lang", "num_beams",
+                     "bleu_tokenize", *_TRANSLATION_FILES)
+_NOT_FOR_TRANSLATION = ("train", "eval", "form", "doc_stride", "max_query_tokens",
+                        "max_answer_tokens", "query_lang", "explain", "pair_lang", "pair_train")
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_translation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    missing = [_option(d) for d in _TRANSLATION_FILES if not getattr(args, d)]
+    if missing:
+        parser.error(f"--task {TRANSLATION} needs {' '.join(missing)}")
+    for dest in _NOT_FOR_TRANSLATION:
+        if getattr(args, dest) not in (None, []):
+            parser.error(f"{_option(dest)} does not apply to --task {TRANSLATION}")
+    if args.num_beams is not None and args.num_beams < 1:
+        parser.error("--num-beams must be positive")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        parser.error("--label-smoothing must be in [0, 1)")
+    if args.max_train_examples is not None and args.max_train_examples < 1:
+        parser.error("--max-train-examples must be positive")
+
+
+def _check_plug_in(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.task != "pair":
+        parser.error(f"--form {PLUG_IN} applies to --task pair only (PAWS-X / XNLI)")
+    for option, value in (("--pair-lang", args.pair_lang), ("--pair-train", args.pair_train)):
+        if value is None:
+            parser.error(f"--form {PLUG_IN} needs {option}: every example is fed with its "
+                         "translation (plug-in is unusable zero-shot, VECO.md B5.1)")
+    if args.pair_lang == args.train_lang:
+        parser.error(f"--pair-lang must differ from --train-lang ({args.train_lang})")
+    for option, value in (("--explain", args.explain), ("--query-lang", args.query_lang),
+                          ("--doc-stride", args.doc_stride),
+                          ("--max-query-tokens", args.max_query_tokens)):
+        if value is not None:
+            parser.error(f"{option} does not apply to --form {PLUG_IN} (pairs are cut "
+                         "longest_first; there are no queries)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.task == TRANSLATION:
+        _check_translation(parser, args)
+        from finetune import seq2seq
+
+        return _guarded(seq2seq.run, args)
+    for dest in _TRANSLATION_ONLY:
+        if getattr(args, dest) is not None:
+            parser.error(f"{_option(dest)} applies to --task {TRANSLATION} only")
+    if args.train is None:
+        parser.error("the following arguments are required: --train")
+    args.form = args.form or "mrc"
+    if args.form == PLUG_IN:
+        _check_plug_in(parser, args)
+    elif args.pair_lang is not None or args.pair_train is not None:
+        parser.error(f"--pair-lang / --pair-train apply to --form {PLUG_IN} only")
     names = [spec.name for spec in args.eval]
     if len(set(names)) != len(names):
         parser.error(f"--eval languages repeat: {names}")
@@ -426,9 +551,14 @@ def main(argv: list[str] | None = None) -> int:
                    if not (s.mlqa_lang or mlqa_context_lang(s.path)) and s.name not in MLQA_LANGS]
         if unknown:
             parser.error(f"--eqa-norm mlqa knows {MLQA_LANGS}, not {unknown}")
+    return _guarded(run, args)
+
+
+def _guarded(runner, args: argparse.Namespace) -> int:
+    """0, or 2 with the message of an input error (TaskFormatError: "FILE:LINE: …")."""
     try:
-        run(args)
-    except (OSError, ValueError, FloatingPointError) as err:  # TaskFormatError: "FILE:LINE: …"
+        runner(args)
+    except (OSError, ValueError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -26,7 +26,9 @@
 # Every path can be overridden from the environment:
 #   CONFIG      recipe YAML                      (default configs/$RECIPE.yaml)
 #   RUN_DIR     checkpoints, logs, metrics       (default runs/$RECIPE)
-#   DATA_DIR    MRC data: one folder/root, or comma-separated folders (default: the recipe's)
+#   DATA_DIR    data.paths: MRC (mPMR) / corpus (VECO) folders: one folder/root, or
+#               comma-separated folders (default: the recipe's)
+#   PARALLEL_DIR  data.parallel_paths (VECO): parallel folders, the same forms
 #   INIT_FROM   Hugging Face model folder or name to start from (default: the recipe's)
 #   DS_CONFIG   DeepSpeed JSON template           (default configs/ds/zero<stage>.json)
 #   HOSTFILE    deepspeed hostfile                (default /job/hostfile, deepspeed's own;
@@ -64,6 +66,7 @@ HOSTFILE_GIVEN=${HOSTFILE:+yes}
 
 train_args=(--config "$CONFIG" --run-dir "$RUN_DIR" --resume "$RESUME")
 [ -n "${DATA_DIR:-}" ] && train_args+=(--set "data.paths=[$DATA_DIR]")
+[ -n "${PARALLEL_DIR:-}" ] && train_args+=(--set "data.parallel_paths=[$PARALLEL_DIR]")
 [ -n "${INIT_FROM:-}" ] && train_args+=(--set "model.init_from=$INIT_FROM")
 [ -n "${DS_CONFIG:-}" ] && train_args+=(--set "train.deepspeed_config=$DS_CONFIG")
 [ -n "${PEAK_TFLOPS:-}" ] && train_args+=(--peak-tflops "$PEAK_TFLOPS")

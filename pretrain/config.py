@@ -67,7 +67,10 @@ class DataConfig:
     __pydantic_config__ = _STRICT
 
     paths: list[StrictStr] = field(default_factory=list)
-    """MRC folders (each with manifest.json), or roots whose subfolders are MRC folders."""
+    """The objective's main data: MRC folders (mPMR) or `corpus` folders (VECO), each with a
+    manifest.json, or roots whose subfolders are such folders."""
+    parallel_paths: list[StrictStr] = field(default_factory=list)
+    """VECO: `parallel` folders (one per language pair), or roots of them; empty for mPMR."""
     alpha: StrictFloat = 0.5
     """Language sampling temperature: p_i ∝ (n_i / N)^alpha (1 = natural, 0 = uniform)."""
     max_seq_len: StrictInt = 512
@@ -149,15 +152,66 @@ class TrainConfig:
 
 
 @dataclass
+class VecoConfig:
+    """VECO's method settings (objective: veco; ignored otherwise). Defaults: the paper's
+    Table 8 (S2:466-472) where it gives a value; the README's decision table for the rest."""
+
+    __pydantic_config__ = _STRICT
+
+    mono_mask_prob: StrictFloat = 0.15
+    """Masked share of the tokens of a monolingual segment (Table 8: 15 %)."""
+    bilingual_mask_prob: StrictFloat = 0.25
+    """Masked share of the tokens of a parallel sentence (Table 8: 25 %)."""
+    leave_unmasked_prob: StrictFloat = 0.1
+    """Of the masked positions: kept as they are (XLM-R / fairseq MaskTokensDataset: 10 %)."""
+    random_token_prob: StrictFloat = 0.1
+    """Of the masked positions: replaced by a random non-special token (fairseq: 10 %); the
+    rest (80 %) become <mask>."""
+    bilingual_batch_ratio: StrictInt = 4
+    """Parallel pairs per bilingual step = this × train.global_batch_size (and per micro-batch
+    × train.micro_batch_size): Table 8's 4096 bilingual / 1024 monolingual, the same token
+    budget at 128 / 512 tokens."""
+    bilingual_max_len: StrictInt = 128
+    """Longest parallel sentence in tokens with <s> and </s> (Table 8: 128), per side."""
+    schedule: StrictStr = "alternate"
+    """"alternate": optimizer steps alternate monolingual (odd steps) and bilingual (even
+    steps) batches ("alternately sample", S2:142); "mono" / "bilingual": only that stream."""
+    loss: StrictStr = "ca_mlm"
+    """"ca_mlm": Eq. 1 (H-stream MLM on x̂, ŷ + S-stream CA-MLM with stop-gradient);
+    "mlm": the H-stream terms only (no cross-attention: the ablation baseline)."""
+    tlm: StrictBool = True
+    """Add TLM on bilingual batches (S2:143-144): MLM over <s> x̂ </s></s> ŷ </s>."""
+    freeze_steps: StrictInt = 0
+    """First optimizer steps that train only the cross-attention (S2:145-146; the length is
+    not published): the other parameter groups run at lr 0."""
+    cross_attention_init: StrictStr = "random"
+    """"random" (N(0, initializer_range), the paper) or "self": copy each layer's
+    self-attention (query/key/value/output dense and LayerNorm) into its cross-attention."""
+    eval_documents: StrictInt = 2
+    """Documents held out per monolingual language (all their adjacent pairs), chosen by a
+    permutation seeded from (data.seed, language)."""
+    eval_pairs: StrictInt = 50
+    """Sentence pairs held out per language pair, chosen likewise."""
+    seq2seq_decoder_layers: StrictInt = 6
+    """Decoder layers of the seq2seq export: the last N pretrained layers (Table 4, N = 6)."""
+
+
+OBJECTIVES = ("mpmr", "veco")
+
+
+@dataclass
 class RunConfig:
     __pydantic_config__ = _STRICT
 
     run_dir: StrictStr = "runs/mpmr"
     """Where checkpoints, metrics.jsonl, TensorBoard events and the resolved config go."""
+    objective: StrictStr = "mpmr"
+    """The pretraining method (`pretrain.objectives`): mpmr | veco."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    veco: VecoConfig = field(default_factory=VecoConfig)
 
 
 _ADAPTER = TypeAdapter(RunConfig)
@@ -379,17 +433,14 @@ def validate(cfg: RunConfig, world_size: int) -> None:
     _check(o.eps > 0 and o.weight_decay >= 0 and o.clip_grad >= 0,
            "optim.eps must be > 0, optim.weight_decay and optim.clip_grad >= 0")
     _check(d.alpha >= 0, f"data.alpha must be >= 0, got {d.alpha}")
-    _check(d.max_seq_len > 0 and d.max_query_tokens > 0,
-           "data.max_seq_len and data.max_query_tokens must be > 0")
-    _check(d.eval_entities >= 0 and d.num_workers >= 0,
-           "data.eval_entities and data.num_workers must be >= 0")
-    _check(m.relevance_weight > 0, f"model.relevance_weight must be > 0, got {m.relevance_weight}")
+    _check(d.max_seq_len > 0, "data.max_seq_len must be > 0")
+    _check(d.num_workers >= 0, "data.num_workers must be >= 0")
     _check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}")
-    _check(m.extractor_size > 0, f"model.extractor_size must be > 0, got {m.extractor_size}")
-    manifests = read_manifests(d)
-    tokenizer = manifests[0][1]["tokenizer"]
-    _validate_model(cfg, tokenizer)
-    _validate_data_lengths(cfg, manifests)
+    _check(cfg.objective in OBJECTIVES,
+           f"objective: {cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
+    from pretrain.objectives import objective_for
+
+    objective_for(cfg).validate(world_size)  # its data folders, model source and settings
     deepspeed_config(cfg, world_size)
 
 

@@ -240,15 +240,31 @@ def check_finite(tag_dir: Path, weights: dict[str, Tensor]) -> None:
                               f"{where}); pick an earlier --tag")
 
 
+def manifest_tokenizer(cfg) -> dict:
+    """The tokenizer block of the run's data manifests (MRC folders for mPMR; the first corpus
+    or parallel folder for VECO, whose folders `config.validate` checked to share it)."""
+    from dataclasses import replace
+
+    from data_prep.format import read_manifest
+    from pretrain.config import ConfigError, data_folders, read_manifests
+
+    if cfg.objective == "mpmr":
+        return read_manifests(cfg.data)[0][1]["tokenizer"]
+    for paths in (cfg.data.paths, cfg.data.parallel_paths):
+        if paths:
+            return read_manifest(data_folders(replace(cfg.data, paths=paths))[0])["tokenizer"]
+    raise ConfigError("the run config names no data folders")
+
+
 def run_tokenizer(cfg, override: str | None):
     """(tokenizer, manifest tokenizer block or None): `override`, else the manifest's
     `name_or_path`; a fingerprint that differs from the data's is an error."""
     from data_prep.tokenizer import load_tokenizer, tokenizer_info
-    from pretrain.config import ConfigError, read_manifests
+    from pretrain.config import ConfigError
 
     try:
-        manifest_tok = read_manifests(cfg.data)[0][1]["tokenizer"]
-    except (ConfigError, FileNotFoundError) as err:
+        manifest_tok = manifest_tokenizer(cfg)
+    except (ConfigError, FileNotFoundError, KeyError) as err:
         if override is None:
             raise ConversionError(f"cannot read the run's data manifests to find its tokenizer "
                                   f"({err}); pass --tokenizer DIR") from None
@@ -272,9 +288,11 @@ def run_tokenizer(cfg, override: str | None):
 
 def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
             dtype: str = "fp32", tokenizer: str | None = None,
-            overwrite: bool = False) -> Path:
+            overwrite: bool = False, form: str | None = None) -> Path:
     """Write the Hugging Face folder `out` for one checkpoint; returns `out`.
-    Raises `ConversionError` for problems the user can fix."""
+
+    `form` (VECO only): "plug-out" (default), "plug-in", "seq2seq", or "all" (one subfolder
+    per form under `out`). Raises `ConversionError` for problems the user can fix."""
     from data_prep.tokenizer import tokenizer_info
 
     if dtype not in DTYPES:
@@ -289,53 +307,105 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
     except checkpoint.ResumeError as err:
         raise ConversionError(str(err)) from None
     cfg = run_config(tag_dir, state)
+    if cfg.objective == "mpmr" and form is not None:
+        raise ConversionError(f"--form {form} is for VECO runs; this is an mPMR run (one form)")
     tok, manifest_tok = run_tokenizer(cfg, tokenizer)
     info = manifest_tok or tokenizer_info(tok)
-    config = hf_config_for_run(cfg, info)
-    if len(tok) > config.vocab_size:
-        raise ConversionError(f"tokenizer has {len(tok)} ids but the model only "
-                              f"{config.vocab_size} embeddings")
-
     consolidated = consolidate(tag_dir, state.zero_stage)
     check_finite(tag_dir, consolidated)
-    weights = to_hf_state_dict(consolidated)
-    del consolidated
-    model = MPMRForSpanExtraction(config)
-    load_into(model, weights)
-    del weights
-    model = model.to(DTYPES[dtype]).eval()
+    if cfg.objective == "veco":
+        from pretrain import veco_export
 
+        forms = veco_export.FORMS if form == "all" else (form or "plug-out",)
+        bad = [f for f in forms if f not in veco_export.FORMS]
+        if bad:
+            raise ConversionError(f"--form {form}: expected one of "
+                                  f"{', '.join(veco_export.FORMS)} or all")
+        net = veco_network(cfg, info, consolidated, len(tok))
+        del consolidated
+        models = {f: veco_export.export_model(net, f, cfg.veco.seq2seq_decoder_layers)
+                  for f in forms}
+        folders = {f: (out / f if form == "all" else out) for f in forms}
+        model_type = {f: f"xpretrain-veco ({f})" for f in forms}
+    else:
+        config = hf_config_for_run(cfg, info)
+        if len(tok) > config.vocab_size:
+            raise ConversionError(f"tokenizer has {len(tok)} ids but the model only "
+                                  f"{config.vocab_size} embeddings")
+        weights = to_hf_state_dict(consolidated)
+        del consolidated
+        model = MPMRForSpanExtraction(config)
+        load_into(model, weights)
+        del weights
+        models, folders, model_type = {None: model}, {None: out}, {None: MODEL_TYPE}
+    provenance = {
+        "format_version": 1,
+        "converter": "pretrain.convert_to_hf",
+        "objective": cfg.objective,
+        "run_dir": str(tag_dir.parent.parent.resolve()),
+        "checkpoint": str(tag_dir.resolve()),
+        "tag": tag_dir.name,
+        "step": state.step,
+        "consumed_samples": state.consumed_samples,
+        "zero_stage": state.zero_stage,
+        "world_size": state.world_size,
+        "data_hash": state.data_hash,
+        "data_hashes": state.data_hashes,
+        "tokenizer": {"name_or_path": str(tok.name_or_path),
+                      "fingerprint": tokenizer_info(tok)["fingerprint"]},
+        "dtype": dtype,
+    }
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        model.save_pretrained(partial)  # config.json, model.safetensors, hf_mpmr.py
-        tok.save_pretrained(partial)
-        provenance = {
-            "format_version": 1,
-            "converter": "pretrain.convert_to_hf",
-            "model_type": MODEL_TYPE,
-            "run_dir": str(tag_dir.parent.parent.resolve()),
-            "checkpoint": str(tag_dir.resolve()),
-            "tag": tag_dir.name,
-            "step": state.step,
-            "consumed_samples": state.consumed_samples,
-            "zero_stage": state.zero_stage,
-            "world_size": state.world_size,
-            "data_hash": state.data_hash,
-            "data_hashes": state.data_hashes,
-            "tokenizer": {"name_or_path": str(tok.name_or_path),
-                          "fingerprint": tokenizer_info(tok)["fingerprint"]},
-            "dtype": dtype,
-        }
-        (partial / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n",
-                                          encoding="utf-8")
+        for key, model in models.items():
+            folder = partial / folders[key].relative_to(out)
+            folder.mkdir(parents=True, exist_ok=True)
+            model = model.to(DTYPES[dtype]).eval()
+            model.save_pretrained(folder)  # config.json, model.safetensors (+ our class file)
+            tok.save_pretrained(folder)
+            record = {**provenance, "model_type": model_type[key]}
+            if key is not None:
+                record["form"] = key
+            (folder / PROVENANCE).write_text(json.dumps(record, indent=1) + "\n",
+                                             encoding="utf-8")
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out
+
+
+def veco_network(cfg, tokenizer_info: dict, consolidated: dict[str, Tensor], vocab: int):
+    """The VECO network of a run (`pretrain.hf_veco.VecoForMaskedLM`) with the checkpoint's
+    weights: the training wrapper's `net.` prefix dropped, tied weights re-tied."""
+    from pretrain.hf_veco import VecoConfig, VecoForMaskedLM
+    from pretrain.veco_model import network_config
+
+    m = cfg.model
+    if m.init_from == "tiny":
+        config = network_config(m, tokenizer_info)
+    else:
+        base = hf_config_for_run(cfg, tokenizer_info)  # XLM-R fields of model.init_from
+        config = VecoConfig(**{k: v for k, v in base.to_dict().items()
+                               if k not in ("model_type", "architectures", "auto_map",
+                                            "extractor_size", "extractor_dropout")})
+    if vocab > config.vocab_size:
+        raise ConversionError(f"tokenizer has {vocab} ids but the model only "
+                              f"{config.vocab_size} embeddings")
+    state = {}
+    for name, tensor in consolidated.items():
+        for prefix in WRAPPER_PREFIXES:
+            name = name.removeprefix(prefix)
+        if not name.startswith("net."):
+            raise ConversionError(f"checkpoint holds parameter {name!r}, which is not part of a "
+                                  f"VECO network; is this a VECO run?")
+        state[name[len("net."):]] = tensor
+    net = VecoForMaskedLM(config)
+    load_into(net, state)
+    return net.eval()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the one named in the "
                                             "run's data manifests)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--form", help="VECO runs: plug-out (default: a stock "
+                                       "XLMRobertaForMaskedLM folder), plug-in (cross-attention "
+                                       "kept, trust_remote_code), seq2seq (a stock "
+                                       "EncoderDecoderModel), or all (one subfolder each)")
     return parser
 
 
@@ -361,11 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         out = convert(args.checkpoint, args.out, tag=args.tag, dtype=args.dtype,
-                      tokenizer=args.tokenizer, overwrite=args.overwrite)
+                      tokenizer=args.tokenizer, overwrite=args.overwrite, form=args.form)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out} (from {json.loads((out / PROVENANCE).read_text())['checkpoint']})")
+    record = next(out.rglob(PROVENANCE))
+    print(f"wrote {out} (from {json.loads(record.read_text())['checkpoint']})")
     return 0
 
 

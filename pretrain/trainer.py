@@ -1,4 +1,6 @@
-"""mPMR training on a DeepSpeed engine: one rank's loop, evaluation, logging and checkpoints.
+"""Training on a DeepSpeed engine: one rank's loop, evaluation, logging and checkpoints, for
+any objective (`pretrain.objectives`: the recipe's `objective:` owns data, model, loss parts,
+evaluation metrics and FLOPs; nothing here names a method).
 
 The engine owns ZeRO, precision, gradient accumulation, clipping and the LR schedule; the
 optimizer is a client `torch.optim.AdamW` (bit-exact resume on CPU, PLATFORM.md). One optimizer
@@ -7,7 +9,7 @@ consumed-sample count and every rank's RNG states, so a resumed run replays noth
 same world size, continues bit-identically.
 
 Outputs in RUN_DIR: `config.yaml` (resolved config), `metrics.jsonl` (one object per logged step
-with step, loss, parts, lr, tokens/s, MFU; evaluations as objects with `"eval": true`), `tb/`
+with step, loss, the objective's parts, lr, tokens/s, MFU; evaluations as objects with `"eval": true`), `tb/`
 (TensorBoard), `checkpoints/` (see `pretrain.checkpoint`), `summary.json` (end of each
 invocation), `job.lock` (held by rank 0 while the run lives, `pretrain.runlock`). Only rank 0
 writes logs.
@@ -19,8 +21,8 @@ counted in `skipped_steps` and left out of the logged means; `train.nonfinite` /
 `nonfinite_patience` decide when the run stops instead (exit 3, no new checkpoint).
 
 MFU = flops_per_token(T̄) × non-padding tokens/s ÷ (peak FLOP/s per device × world size), with
-T̄ the mean non-padding sequence length of the window and `flops_per_token` from
-`pretrain.model` (6·N + attention terms). Padding is never counted as useful work.
+T̄ the mean non-padding sequence length of the window and `flops_per_token` from the
+objective (6·N + attention terms). Padding is never counted as useful work.
 """
 
 from __future__ import annotations
@@ -152,22 +154,22 @@ class MetricsLog:
 class StepWindow:
     """Per-rank sums over the steps since the last log line (kept on the device: no sync)."""
 
-    def __init__(self, num_languages: int, device: torch.device):
+    def __init__(self, objective, device: torch.device):
+        self.objective = objective
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
-        self.parts = torch.zeros(4, num_languages, dtype=torch.float64, device=device)  # [4, L]
+        self.parts = torch.zeros(objective.num_part_sums(), dtype=torch.float64, device=device)
         self.tokens = torch.zeros((), dtype=torch.float64, device=device)  # non-padding
         self.micro_batches, self.sequences, self.steps = 0, 0, 0
         self.lr = 0.0
         self.started = time.perf_counter()
 
     def add(self, loss: torch.Tensor, parts: dict, batch: dict[str, torch.Tensor]) -> None:
-        from pretrain.model import parts_by_language
-
+        tokens, sequences = self.objective.batch_counts(batch)
         self.loss += loss.detach().double()
-        self.parts += parts_by_language(parts, self.parts.shape[1])
-        self.tokens += batch["attention_mask"].sum()
+        self.parts += self.objective.part_sums(parts).to(self.parts.device)
+        self.tokens += tokens
         self.micro_batches += 1
-        self.sequences += batch["attention_mask"].shape[0]
+        self.sequences += sequences
 
     def snapshot(self) -> tuple:
         return (self.loss.clone(), self.parts.clone(), self.tokens.clone(), self.micro_batches,
@@ -181,7 +183,7 @@ class StepWindow:
         self.tokens.copy_(tokens)
 
     def pack(self) -> torch.Tensor:
-        """[4 + 4L] float64: loss sum, tokens, micro-batches, sequences, then the parts."""
+        """[4 + K] float64: loss sum, tokens, micro-batches, sequences, then the K part sums."""
         counts = torch.tensor([self.micro_batches, self.sequences], dtype=torch.float64,
                               device=self.loss.device)
         return torch.cat([self.loss[None], self.tokens[None], counts, self.parts.flatten()])
@@ -217,11 +219,14 @@ class GuardedAdamW(torch.optim.AdamW):
         return None if self.overflow else super().step(closure)
 
 
-def train_step(engine, batches, window: StepWindow, nan: bool = False) -> torch.Tensor:
+def train_step(engine, batches, window: StepWindow, nan: bool = False,
+               objective=None, step: int = 0) -> torch.Tensor:
     """One optimizer step: `gradient_accumulation_steps` micro-batches through the engine
     (forward, backward, step — the engine applies the update at the boundary, or skips it when
     the gradients are not finite). Returns this rank's summed loss of the step (on the device,
     not synchronised); `nan` poisons it (fault injection)."""
+    if objective is not None:  # e.g. VECO's freeze stage sets some groups' lr to 0
+        objective.before_step(step, engine.optimizer)
     window.lr = float(engine.optimizer.param_groups[0]["lr"])  # the lr this step uses
     total = torch.zeros((), dtype=torch.float64, device=engine.device)
     for _ in range(engine.gradient_accumulation_steps()):
@@ -238,30 +243,28 @@ def train_step(engine, batches, window: StepWindow, nan: bool = False) -> torch.
 
 
 class Trainer:
-    """One rank of an mPMR run (in a process group: `distributed.init()` first).
+    """One rank of a run (in a process group: `distributed.init()` first).
     `Trainer(cfg, options).train()` → exit code."""
 
     def __init__(self, cfg: RunConfig, options: RunOptions):
         import deepspeed
 
-        from data_prep.format import manifest_hash
-        from pretrain.data import data_info, format_weights
-        from pretrain.model import build_model, param_groups
+        from pretrain.objectives import objective_for
 
         self.cfg, self.options = cfg, options
+        self.objective = objective_for(cfg)
         self.run_dir = Path(cfg.run_dir)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.device = distributed.device()
         self.stop = distributed.StopSignal()
 
-        self.info = data_info(cfg)
+        self.info = self.objective.load_data()
         checkpoint.seed_everything(cfg.train.seed)  # identical init on every rank
-        model = build_model(cfg.model, self.info.tokenizer)
+        model = self.objective.build_model()
         self.identity = checkpoint.ClientState(
             step=0, consumed_samples=0, world_size=self.world_size,
             zero_stage=cfg.train.zero_stage, data_hash=self.info.manifest_hash,
-            data_hashes={lang: manifest_hash(folder)
-                         for lang, folder in zip(self.info.languages, self.info.folders)},
+            data_hashes=dict(self.info.data_hashes),
             model_shapes={name: list(p.shape) for name, p in model.named_parameters()},
             config=config_to_dict(cfg))
 
@@ -287,7 +290,7 @@ class Trainer:
 
         raw_grads = cfg.train.zero_stage == 0 and cfg.train.precision == "fp32"
         optimizer = (GuardedAdamW if raw_grads else torch.optim.AdamW)(
-            param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+            self.objective.param_groups(model), lr=cfg.optim.lr,
             betas=tuple(cfg.optim.betas), eps=cfg.optim.eps)
         ds_config = deepspeed_config(cfg, self.world_size, load_universal=universal)
         ds_logger = logging.getLogger("DeepSpeed")
@@ -327,9 +330,7 @@ class Trainer:
         self.log = MetricsLog(self.run_dir, self.step, active=self.rank == 0)
         if self.rank == 0:
             save_config(cfg, self.run_dir / "config.yaml")
-            weights = self.info.weights(cfg.data.alpha)
-            self.log.print(f"languages (train examples → blend weight, alpha={cfg.data.alpha}): "
-                           f"{format_weights(self.info.train_sizes, weights)}")
+            self.log.print(self.objective.describe_data())
             self.log.print(f"world size {self.world_size}, ZeRO {cfg.train.zero_stage}, "
                            f"{cfg.train.precision}, micro {cfg.train.micro_batch_size} × "
                            f"accumulation {self.grad_accum} × ranks = global "
@@ -343,11 +344,9 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> int:
         """Run until train_steps, stop_at_step or a stop signal; returns the exit code."""
-        from pretrain.data import train_batches
-
         cfg, t = self.cfg, self.cfg.train
         self.stop.install()  # before the loader's workers fork, so they inherit it
-        batches = train_batches(cfg, self.rank, self.world_size, self.consumed, self.info)
+        batches = self.objective.train_batches(self.rank, self.world_size, self.consumed)
         code = distributed.EXIT_OK
         stop_at = self.options.stop_at_step
         with closing(batches):
@@ -394,7 +393,8 @@ class Trainer:
         return code
 
     def _train_step(self, batches) -> torch.Tensor:
-        loss = train_step(self.engine, batches, self.window, nan=self.step + 1 in NAN_STEPS)
+        loss = train_step(self.engine, batches, self.window, nan=self.step + 1 in NAN_STEPS,
+                          objective=self.objective, step=self.step + 1)
         if STEP_SLEEP_S:  # fault injection for the tests: a slow step
             time.sleep(STEP_SLEEP_S)
         self.step += 1
@@ -430,11 +430,9 @@ class Trainer:
         return None
 
     def _reset_window(self) -> None:
-        self.window = StepWindow(len(self.info.languages), self.device)
+        self.window = StepWindow(self.objective, self.device)
 
     def _log_window(self) -> None:
-        from pretrain.model import flops_per_token, summarize_parts
-
         window = self.window
         if window.steps == 0:
             return
@@ -449,12 +447,12 @@ class Trainer:
                            f"(non-finite), {record['skipped_steps']} in all")
             self._reset_window()
             return
-        parts = summarize_parts(packed[4:].view(4, -1), self.info.languages)
+        parts = self.objective.summarize(packed[4:])
         elapsed = time.perf_counter() - window.started
         step_time = elapsed / window.steps
         tokens_per_s = tokens / elapsed
         mean_len = tokens / max(sequences, 1.0)
-        flops = flops_per_token(self.engine.module, int(round(mean_len)))
+        flops = self.objective.flops_per_token(self.engine.module, int(round(mean_len)))
         mfu = flops * tokens_per_s / (self.peak * self.world_size) if self.peak else None
         remaining = (self.cfg.train.train_steps - self.step) * step_time
         record = {"step": self.step, "loss": loss_sum / micro, "lr": window.lr,
@@ -463,12 +461,9 @@ class Trainer:
         record.update({k: v for k, v in parts.items() if k != "loss"})
         record["skipped_steps"] = int(self.engine.skipped_steps)  # non-finite (fp16: overflow)
         self.log.record(record, "train")
-        langs = " ".join(f"{lang} {parts[f'loss/{lang}']:.4f}" for lang in self.info.languages
-                         if f"loss/{lang}" in parts)
         self.log.print(
             f"step {self.step}/{self.cfg.train.train_steps} | loss {record['loss']:.4f} "
-            f"(cls {parts.get('cls_loss', float('nan')):.4f}, span "
-            f"{parts.get('span_loss', float('nan')):.4f}) | {langs} | lr {window.lr:.3e} | "
+            f"{self.objective.log_text(parts)} | lr {window.lr:.3e} | "
             f"{tokens_per_s:,.0f} tok/s | MFU {'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | "
             f"ETA {format_eta(remaining)}" +
             (f" | skipped {record['skipped_steps']}" if record["skipped_steps"] else ""))
@@ -477,19 +472,15 @@ class Trainer:
     # ------------------------------------------------------------------ eval / save
     @torch.no_grad()
     def evaluate(self) -> dict | None:
-        """None when a stop signal ended it early (the caller saves and exits). Span P/R/F1 (context cells, logit > 0), relevance accuracy and loss on the held-out
-        split, summed over ranks. Consumes no RNG; every rank runs the same number of batches."""
-        from pretrain.data import eval_batches
-        from pretrain.model import EVAL_KEYS, parts_by_language, summarize_eval, summarize_parts
-
+        """The objective's metrics on its held-out split, summed over ranks; None when a stop
+        signal ended it early (the caller saves and exits). Consumes no RNG; every rank runs the
+        same number of batches."""
         started = time.perf_counter()
         limit = self.cfg.train.eval_batches
-        counts = torch.zeros(len(EVAL_KEYS), dtype=torch.float64, device=self.device)
-        part_sums = torch.zeros(4, len(self.info.languages), dtype=torch.float64,
-                                device=self.device)
+        sums = None
         self.engine.eval()
-        with rng_isolated(), closing(eval_batches(self.cfg, self.rank, self.world_size,
-                                                  self.info)) as batches:
+        with rng_isolated(), closing(self.objective.eval_batches(self.rank, self.world_size)) \
+                as batches:
             done, stopped = 0, False
             while not limit or done < limit:
                 with rng_isolated(), distributed.stop_signals_deferred():
@@ -500,11 +491,8 @@ class Trainer:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 if EVAL_SLEEP_S:
                     time.sleep(EVAL_SLEEP_S)
-                found = self.engine(**batch, task="eval")
-                counts += torch.tensor([float(found[k]) for k in EVAL_KEYS], device=self.device,
-                                       dtype=torch.float64)
-                _, parts = self.engine(**batch, task="loss")
-                part_sums += parts_by_language(parts, len(self.info.languages))
+                found = self.objective.eval_batch(self.engine, batch).to(self.device)
+                sums = found if sums is None else sums + found
                 done += 1
         self.engine.train()
         if stopped:
@@ -512,20 +500,15 @@ class Trainer:
                            f"batches (not recorded)")
             self.window.started += time.perf_counter() - started
             return None
-        packed = distributed.all_reduce_sum(torch.cat([counts, part_sums.flatten()]))
-        totals = dict(zip(EVAL_KEYS, packed[:len(EVAL_KEYS)].tolist()))
-        result = {"step": self.step, "eval": True, **summarize_eval(totals),
-                  **summarize_parts(packed[len(EVAL_KEYS):].view(4, -1), self.info.languages),
+        if sums is None:  # no held-out batch (the same on every rank: exhaustion is collective)
+            self.log.print(f"eval step {self.step} | no held-out batches")
+            self.window.started += time.perf_counter() - started
+            return {"step": self.step, "eval": True, "eval_batches_per_rank": 0}
+        packed = distributed.all_reduce_sum(sums)
+        result = {"step": self.step, "eval": True, **self.objective.summarize_eval(packed),
                   "eval_batches_per_rank": done}
         self.log.record(result, "eval")
-        self.log.print(f"eval step {self.step} | best-span EM {result['best_span_em']:.3f} "
-                       f"(random span {result['random_span_em']:.4f}) | relevance acc "
-                       f"{result['relevance_acc']:.3f} (majority "
-                       f"{result['relevance_majority']:.3f}) | span P {result['precision']:.3f} "
-                       f"R {result['recall']:.3f} F1 {result['f1']:.3f} | loss "
-                       f"{result.get('loss', float('nan')):.4f} (cls "
-                       f"{result.get('cls_loss', float('nan')):.4f}, span "
-                       f"{result.get('span_loss', float('nan')):.4f})"
+        self.log.print(f"eval step {self.step} | {self.objective.eval_text(result)}"
                        f" | {time.perf_counter() - started:.1f}s")
         self.last_eval = result
         self.window.started += time.perf_counter() - started  # keep eval out of tokens/s

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on an embedded default — no downloads, no GPU.
 # synthetic multilingual Wikipedia -> tokenizer -> MRC data -> tiny mPMR on 2 CPU ranks (ZeRO-2,
-# stop + resume) -> Hugging Face export -> NER fine-tuning with zero-shot scores.
+# stop + resume) -> Hugging Face export -> NER fine-tuning with zero-shot scores; then tiny VECO
+# on the Tatoeba sample beside the repository (corpus + parallel folders -> CA-MLM + TLM on 2
+# ranks, stop + resume -> plug-out export loaded with stock XLMRobertaModel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -95,4 +97,78 @@ echo "   (trivial baseline: no entity predicted -> F1 0.00 in every language; th
 echo "    languages share almost no words, so real zero-shot transfer needs XLM-R's start)"
 echo "   official scorer on the English predictions:"
 $PY -m finetune.evaluate --task ner --gold "$S/dev-en.tsv" --pred "$OUT/finetune_ner/predictions/en.json"
+
+# --- VECO ---
+# Tatoeba sentences (../shared/data/parallel, CC-BY 2.0 FR, see its SOURCES.md): documents of 6
+# consecutive sentences per language as the monolingual corpora (adjacent segments = (x, y)),
+# the aligned pairs as the parallel data. A 64-wide VECO, steps alternating CA-MLM on
+# monolingual pairs and CA-MLM + TLM on translation pairs.
+PAR=${VECO_PARALLEL:-../shared/data/parallel}
+V=$OUT/veco
+if [ ! -f "$PAR/tatoeba.deu-eng.deu" ]; then
+  echo "== 9. VECO skipped: no Tatoeba sample at $PAR (set VECO_PARALLEL to its folder)"
+else
+  echo "== 9. VECO data: tokenizer, corpus folders (de, fr, en) and parallel folders (de-en, fr-en)"
+  mkdir -p "$V/text"
+  $PY - "$PAR" "$V/text" <<'PYEOF'
+import sys
+from pathlib import Path
+par, out = Path(sys.argv[1]), Path(sys.argv[2])
+for lang, name in (("de", "tatoeba.deu-eng.deu"), ("fr", "tatoeba.fra-eng.fra"),
+                   ("en", "tatoeba.deu-eng.eng")):
+    lines = (par / name).read_text(encoding="utf-8").splitlines()
+    docs = ["\n".join(lines[i:i + 6]) for i in range(0, len(lines), 6)]
+    (out / f"{lang}.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+PYEOF
+  $PY -m data_prep train-tokenizer --input "$PAR"/tatoeba.{deu,fra}-eng.* --vocab-size 2000 \
+    --out "$V/tokenizer"
+  for lang in de fr en; do
+    $PY -m data_prep corpus --input "$V/text/$lang.txt" --lang "$lang" --tokenizer "$V/tokenizer" \
+      --out "$V/corpus/$lang" --max-seq-len 64 --sentences
+  done
+  for pair in deu:de fra:fr; do
+    src=${pair%%:*} lang=${pair##*:}
+    $PY -m data_prep parallel --src "$PAR/tatoeba.$src-eng.$src" --tgt "$PAR/tatoeba.$src-eng.eng" \
+      --src-lang "$lang" --tgt-lang en --tokenizer "$V/tokenizer" --out "$V/parallel/$lang-en" \
+      --max-len 62
+  done
+  VSTEPS=${DEMO_VECO_STEPS:-400}
+  export RUN_DIR=$V/run DATA_DIR=$V/corpus PARALLEL_DIR=$V/parallel CONFIG=configs/tiny_veco.yaml
+  VECO_SETS=(--set train.train_steps="$VSTEPS" --set train.eval_every=$((VSTEPS / 2))
+             --set train.save_every=$((VSTEPS / 2)) --set train.log_every=$((VSTEPS / 8))
+             --set model.hidden_size=64 --set model.intermediate_size=128
+             --set train.global_batch_size=16 --set train.micro_batch_size=8
+             --set optim.lr=2e-3 --set optim.warmup_steps=20 --set veco.freeze_steps=0
+             --set veco.eval_documents=10 --set veco.eval_pairs=64 --set train.eval_batches=0)
+  echo "== 10. tiny VECO, 2 CPU ranks, ZeRO-2: steps 1-$((VSTEPS / 2)), then stop; resume to $VSTEPS"
+  bash launch_scripts/tiny_cpu.sh "${VECO_SETS[@]}" --stop-at-step $((VSTEPS / 2))
+  bash launch_scripts/tiny_cpu.sh "${VECO_SETS[@]}"
+  $PY - "$RUN_DIR" <<'PYEOF'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+train = [r for r in records if not r.get("eval") and r.get("loss") is not None]
+print(f"loss {train[0]['loss']:.3f} at step {train[0]['step']} -> {train[-1]['loss']:.3f} at "
+      f"step {train[-1]['step']}")
+print("held-out masked-token accuracy (documents and pairs never trained on):")
+print(f"{'eval step':>10} {'MLM (H)':>8} {'CA-MLM (S)':>11} {'TLM':>6} {'most frequent token':>20}")
+for r in (r for r in records if r.get("eval")):
+    mlm = (r["mlm_x_acc"] + r["mlm_y_acc"]) / 2
+    ca = (r["ca_mlm_x_acc"] + r["ca_mlm_y_acc"]) / 2
+    print(f"{r['step']:>10} {mlm:>8.3f} {ca:>11.3f} {r.get('tlm_acc', float('nan')):>6.3f} "
+          f"{r['majority_acc']:>20.3f}")
+PYEOF
+  echo "== 11. VECO checkpoint -> plug-out Hugging Face folder, loaded with stock XLMRobertaModel"
+  $PY -m pretrain.convert_to_hf --checkpoint "$RUN_DIR" --out "$V/hf_plug_out" --form plug-out --overwrite
+  $PY - "$V/hf_plug_out" <<'PYEOF'
+import sys
+from transformers import AutoTokenizer, XLMRobertaModel
+model = XLMRobertaModel.from_pretrained(sys.argv[1], add_pooling_layer=False)
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+hidden = model(**tok(["Wo ist Tom?", "Where is Tom?"], return_tensors="pt", padding=True)).last_hidden_state
+print(f"   XLMRobertaModel.from_pretrained: {sum(p.numel() for p in model.parameters())} "
+      f"parameters, hidden states {tuple(hidden.shape)}")
+PYEOF
+fi
 echo "== done: everything is under $OUT/"

@@ -113,3 +113,36 @@ def tiny_config(tiny_mrc_data, tmp_path):
     return load_config(PROJECT_ROOT / "configs" / "tiny_mpmr.yaml", [
         f"data.paths=[{tiny_mrc_data}]", f"run_dir={tmp_path / 'run'}", "data.num_workers=0",
     ])
+
+
+@pytest.fixture(scope="session")
+def tiny_veco_data(tmp_path_factory) -> Path:
+    """VECO data built by the real data_prep commands from the shared Tatoeba samples: ROOT with
+    `tokenizer/`, `corpus/{de,en}` (documents of 6 consecutive sentences, segments of at most
+    30 ids cut at sentence ends: 2-3 adjacent segments per document) and `parallel/{de-en,
+    fr-en}` (the first 400 pairs of each)."""
+    from data_prep.corpus import build_corpus, build_parallel
+    from data_prep.tokenizer import train_tokenizer
+    from paths import SHARED_DATA
+
+    parallel = SHARED_DATA / "parallel"
+    root = tmp_path_factory.mktemp("veco")
+    files = [parallel / f"tatoeba.{p}-eng.{s}" for p in ("deu", "fra") for s in (p, "eng")]
+    tokenizer = train_tokenizer(files, 1000, root / "tokenizer", num_threads=1)
+    for lang, name in (("de", "tatoeba.deu-eng.deu"), ("en", "tatoeba.fra-eng.eng")):
+        lines = (parallel / name).read_text(encoding="utf-8").splitlines()[:240]
+        text = root / f"{lang}.txt"
+        text.write_text("\n\n".join("\n".join(lines[i:i + 6]) for i in range(0, len(lines), 6))
+                        + "\n", encoding="utf-8")
+        build_corpus([text], lang, tokenizer, root / "corpus" / lang, max_seq_len=32,
+                     sentences=True)
+    for src, lang in (("deu", "de"), ("fra", "fr")):
+        lines = {}
+        for side in (src, "eng"):
+            path = root / f"{lang}-en.{side}"
+            path.write_text("\n".join((parallel / f"tatoeba.{src}-eng.{side}").read_text(
+                encoding="utf-8").splitlines()[:400]) + "\n", encoding="utf-8")
+            lines[side] = path
+        build_parallel(lines[src], lines["eng"], lang, "en", tokenizer,
+                       root / "parallel" / f"{lang}-en", max_len=30)
+    return root

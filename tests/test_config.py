@@ -240,3 +240,46 @@ def test_templates_are_valid_json():
         data = json.loads((CONFIGS / "ds" / f"zero{stage}.json").read_text())
         assert data["zero_optimization"]["stage"] == stage
         assert Path(CONFIGS / "ds" / f"zero{stage}.json").is_file()
+
+
+def test_veco_recipes_hold_table_8():
+    """configs/veco_{large,small}.yaml: the paper's Table 8 (S2:466-472) and S2:140-146."""
+    large = load_config(CONFIGS / "veco_large.yaml")
+    small = load_config(CONFIGS / "veco_small.yaml")
+    for recipe in (large, small):
+        assert recipe.objective == "veco" and recipe.data.alpha == 0.5
+        assert (recipe.veco.mono_mask_prob, recipe.veco.bilingual_mask_prob) == (0.15, 0.25)
+        assert (recipe.data.max_seq_len, recipe.veco.bilingual_max_len) == (512, 128)
+        assert recipe.train.global_batch_size * recipe.veco.bilingual_batch_ratio == 4096
+        assert recipe.train.global_batch_size == 1024 and recipe.train.train_steps == 240_000
+        assert recipe.optim.warmup_steps == 12_000 and recipe.optim.min_lr == 0.0
+        assert (recipe.optim.eps, recipe.optim.weight_decay) == (1e-6, 0.01)
+        assert recipe.veco.schedule == "alternate" and recipe.veco.loss == "ca_mlm"
+        assert recipe.veco.tlm and recipe.veco.seq2seq_decoder_layers == 6
+        ds = deepspeed_config(recipe, 64)
+        assert ds["scheduler"]["type"] == "WarmupDecayLR"
+    assert large.model.init_from == "xlm-roberta-large" and large.optim.lr == 2e-4
+    assert large.optim.betas == (0.9, 0.98) and large.veco.freeze_steps > 0
+    assert (small.model.num_layers, small.model.hidden_size, small.model.num_heads,
+            small.model.intermediate_size) == (6, 768, 12, 3072)
+    assert small.optim.lr == 3e-4 and small.optim.betas == (0.9, 0.999)
+    assert small.model.init_from == "tiny" and small.veco.freeze_steps == 0  # from scratch
+
+
+def test_veco_settings_are_checked_before_any_worker(tiny_veco_data, tmp_path):
+    base = [f"data.paths=[{tiny_veco_data / 'corpus'}]",
+            f"data.parallel_paths=[{tiny_veco_data / 'parallel'}]", f"run_dir={tmp_path}"]
+    validate(load_config(CONFIGS / "tiny_veco.yaml", base), 2)
+    for sets, message in (
+            (["veco.loss=bogus"], "veco.loss must be one of"),
+            (["veco.loss=mlm", "veco.freeze_steps=2"], "veco.freeze_steps trains only"),
+            (["veco.seq2seq_decoder_layers=3"], "seq2seq_decoder_layers=3 > model.num_layers"),
+            (["veco.cross_attention_init=copy"], "cross_attention_init must be one of"),
+            (["model.max_position_embeddings=60"], "TLM pair"),
+            (["objective=glm"], "objective: 'glm' is not one of"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            validate(load_config(CONFIGS / "tiny_veco.yaml", base + sets), 2)
+    with pytest.raises(ConfigError, match="parallel_paths is for VECO"):
+        validate(load_config(CONFIGS / "tiny_mpmr.yaml",
+                             [f"data.parallel_paths=[{tiny_veco_data / 'parallel'}]"]), 1)

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,3 +220,60 @@ def test_corpus_manifest_is_json_with_params(documents, tokenizer_dir, tmp_path)
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert manifest["params"]["inputs"][0]["path"] == str(path.resolve())
     assert manifest["params"]["docs_per_shard"] == 50 and manifest["kind"] == "corpus"
+
+
+def multi_sentence_documents(folder: Path, tok) -> Path:
+    """20 documents of 4 lines, each line three tatoeba sentences (ending in . ? !, at most 40
+    ids), so that a 62-id budget fits every sentence but not every line."""
+    sentences = [s for s in read_lines("tatoeba.deu-eng.deu") + read_lines("tatoeba.fra-eng.fra")
+                 if s[-1] in ".?!" and len(tok(s, add_special_tokens=False).input_ids) <= 40]
+    lines = [" ".join(sentences[i:i + 3]) for i in range(0, 240, 3)]
+    path = folder / "sentences.txt"
+    path.write_text("\n\n".join("\n".join(lines[i:i + 4]) for i in range(0, 80, 4)) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+# a sentence end, with the quotes the sentencizer keeps after it (a quote token that follows
+# the final punctuation stays with the sentence, spaCy's rule for closing quotes)
+SENTENCE_END = re.compile(r"""[.?!][\s"'“”„«»]*$""")
+
+
+def test_corpus_sentences_cut_segments_at_sentence_ends(tokenizer_dir, tok, tmp_path):
+    path = multi_sentence_documents(tmp_path, tok)
+    args = dict(max_seq_len=64, docs_per_shard=6)
+    lines_mode = build_corpus([path], "mul", tokenizer_dir, tmp_path / "lines", **args)
+    rc = main(["corpus", "--input", str(path), "--lang", "mul", "--tokenizer", str(tokenizer_dir),
+               "--out", str(tmp_path / "sent"), "--max-seq-len", "64", "--docs-per-shard", "6",
+               "--sentences"])
+    sentences_mode = read_manifest(tmp_path / "sent")
+    assert rc == 0 and sentences_mode["params"]["sentences"] is True
+    assert "sentences" not in lines_mode["params"]
+    by_lines, by_sentences = CorpusDataset(tmp_path / "lines"), CorpusDataset(tmp_path / "sent")
+    assert len(by_lines) == len(by_sentences) == 20
+    cut_inside = 0
+    for i in range(20):
+        assert np.array_equal(np.concatenate(by_lines[i]), np.concatenate(by_sentences[i]))
+        assert all(0 < len(s) <= 62 for s in by_sentences[i])
+        assert all(SENTENCE_END.search(tok.decode(s)) for s in by_sentences[i])
+        cut_inside += sum(not SENTENCE_END.search(tok.decode(s)) for s in by_lines[i])
+    assert cut_inside > 10  # line packing cuts sentences; sentence packing never does
+    for manifest, ds in ((lines_mode, by_lines), (sentences_mode, by_sentences)):
+        assert manifest["adjacent_pairs"] == sum(len(ds[i]) - 1 for i in range(len(ds)))
+        assert manifest["adjacent_pairs"] == manifest["segments"] - manifest["documents"]
+    build_corpus([path], "mul", tokenizer_dir, tmp_path / "sent2", sentences=True, workers=2,
+                 **args)
+    assert digest(tmp_path / "sent2", "corpus") == digest(tmp_path / "sent", "corpus")
+
+
+def test_corpus_default_packs_lines_as_before(documents, tokenizer_dir, tok, tmp_path):
+    path, expected = documents
+    manifest = build_corpus([path], "mul", tokenizer_dir, tmp_path / "c", max_seq_len=64,
+                            docs_per_shard=7)
+    ds = CorpusDataset(tmp_path / "c")
+    for i, lines in enumerate(expected):
+        reference = pack_segments([np.asarray(tok(line, add_special_tokens=False).input_ids,
+                                              dtype=np.int32) for line in lines], 62)
+        assert [s.tolist() for s in ds[i]] == [s.tolist() for s in reference]
+    assert "sentences" not in manifest["params"]
+    assert manifest["adjacent_pairs"] == sum(len(ds[i]) - 1 for i in range(len(ds)))
