@@ -132,13 +132,13 @@ PYEOF
       --src-lang "$lang" --tgt-lang en --tokenizer "$V/tokenizer" --out "$V/parallel/$lang-en" \
       --max-len 62
   done
-  VSTEPS=${DEMO_VECO_STEPS:-400}
+  VSTEPS=${DEMO_VECO_STEPS:-300}
   export RUN_DIR=$V/run DATA_DIR=$V/corpus PARALLEL_DIR=$V/parallel CONFIG=configs/tiny_veco.yaml
   VECO_SETS=(--set train.train_steps="$VSTEPS" --set train.eval_every=$((VSTEPS / 2))
              --set train.save_every=$((VSTEPS / 2)) --set train.log_every=$((VSTEPS / 8))
              --set model.hidden_size=64 --set model.intermediate_size=128
              --set train.global_batch_size=16 --set train.micro_batch_size=8
-             --set optim.lr=2e-3 --set optim.warmup_steps=20 --set veco.freeze_steps=0
+             --set optim.lr=5e-3 --set optim.warmup_steps=20 --set veco.freeze_steps=0
              --set veco.eval_documents=10 --set veco.eval_pairs=64 --set train.eval_batches=0)
   echo "== 10. tiny VECO, 2 CPU ranks, ZeRO-2: steps 1-$((VSTEPS / 2)), then stop; resume to $VSTEPS"
   bash launch_scripts/tiny_cpu.sh "${VECO_SETS[@]}" --stop-at-step $((VSTEPS / 2))
