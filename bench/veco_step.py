@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import statistics
 import sys
@@ -169,12 +170,13 @@ def report(title: str, steps: dict[str, Callable[[], None]], device: torch.devic
         g = graph_bytes(graph[name], params) / 2**20 if graph and name in graph else float("nan")
         rows[name] = (ms[name], mem, g)
     print(f"\n{title}")
-    head = "x first (time)" if ratio == "cost" else "first / path (time)"
+    head = "time / first row" if ratio == "cost" else "first row / time"
     print(f"  {'variant':<26} {'ms/step':>9} {'peak MiB':>9} {'graph MiB':>10}  {head}")
     first = next(iter(rows.values()))
     for name, (t, mem, g) in rows.items():
         r = t / first[0] if ratio == "cost" else first[0] / t
-        print(f"  {name:<26} {t:>9.2f} {mem:>9.1f} {g:>10.1f}  {r:>6.2f}x", flush=True)
+        graph_mib = "-" if math.isnan(g) else f"{g:.1f}"
+        print(f"  {name:<26} {t:>9.2f} {mem:>9.1f} {graph_mib:>10}  {r:>6.2f}x", flush=True)
     return rows
 
 
@@ -282,8 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     # sanity: the bench's Eq. 1 with detach is the model's loss (eval mode: no dropout)
     net.eval()
     with torch.no_grad():
+        tol = 1e-4 if autocast is None else 2e-2
         same = torch.allclose(amp(s_terms(True, True))(), amp(model_loss("ca_mlm"))(),
-                              rtol=1e-3, atol=1e-3)
+                              rtol=tol, atol=tol)
     net.train()
 
     n_params = sum(p.numel() for p in net.parameters())

@@ -165,11 +165,8 @@ class MRCForm:
         # pair tasks batch whole pairs (all label queries of each), as the reference does
         source = {inst.id: inst.source_id for inst in instances}
         groups = [source[f.example_id] for f in features] if args.task == "pair" else None
-        options = TrainOptions(
-            epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
-            grad_accum=args.grad_accum, warmup_ratio=settings["warmup_ratio"],
-            weight_decay=settings["weight_decay"], seed=settings["seed"],
-            log_every=args.log_every)
+        options = TrainOptions.from_settings(settings, grad_accum=args.grad_accum,
+                                             log_every=args.log_every)
         loss_cells = "cls" if args.task == "pair" else "context"
         history = train_mrc(model, features, options, pad_id=tokenizer.pad_token_id,
                             max_seq_len=settings["max_seq_len"], device=device,

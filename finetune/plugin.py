@@ -251,11 +251,7 @@ def fine_tune(model: PlugInClassifier, tokenizer, paired: Sequence[PairedRecord]
 
     label2id = {label: i for i, label in enumerate(model.labels)}
     items = encode(paired, tokenizer, settings, label2id=label2id)
-    options = TrainOptions(
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=int(settings["batch_size"]),
-        grad_accum=int(settings.get("grad_accum") or 1), warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], seed=settings["seed"],
-        log_every=int(settings.get("log_every") or 10))
+    options = TrainOptions.from_settings(settings)
     torch.manual_seed(settings["seed"])  # dropout
     pad_id = tokenizer.pad_token_id
     return train(model, items, options, collate_fn=lambda chunk: collate(chunk, pad_id),

@@ -217,11 +217,7 @@ def fine_tune(model, tokenizer, pairs: Sequence[ParallelPair], settings: dict, *
 
     items = encode(pairs, tokenizer, max_seq_len=settings["max_seq_len"],
                    decoder_start_id=model.config.decoder_start_token_id)
-    options = TrainOptions(
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=int(settings["batch_size"]),
-        grad_accum=int(settings.get("grad_accum") or 1), warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"],
-        seed=settings["seed"], log_every=int(settings.get("log_every") or 10))
+    options = TrainOptions.from_settings(settings)
     torch.manual_seed(settings["seed"])  # dropout
     pad_id = tokenizer.pad_token_id
     return train(_EncoderPass(model), items, options,

@@ -357,11 +357,7 @@ def fine_tune(task: str, model, tokenizer, train_records: list, settings: dict, 
         raise ValueError("no training records")
     if stats is not None:
         stats["windows"] += len(windows)
-    options = TrainOptions(
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=int(settings["batch_size"]),
-        grad_accum=int(settings.get("grad_accum") or 1), warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"], seed=settings["seed"],
-        log_every=int(settings.get("log_every") or 10))
+    options = TrainOptions.from_settings(settings)
     torch.manual_seed(settings["seed"])  # dropout
     pad_id = tokenizer.pad_token_id
     return train(model, windows, options, collate_fn=lambda chunk: collate(task, chunk, pad_id),

@@ -73,6 +73,20 @@ class TrainOptions:
     log_every: int = 10
     """Log the loss every N optimizer steps (and always at the first and the last)."""
 
+    @classmethod
+    def from_settings(cls, settings: dict, **overrides) -> "TrainOptions":
+        """From a `finetune.run` settings dict (epochs, lr, batch_size, warmup_ratio,
+        weight_decay, seed; grad_accum, log_every, max_grad_norm where present)."""
+        values = dict(epochs=settings["epochs"], lr=settings["lr"],
+                      batch_size=int(settings["batch_size"]),
+                      grad_accum=int(settings.get("grad_accum") or 1),
+                      warmup_ratio=settings["warmup_ratio"],
+                      weight_decay=settings["weight_decay"], seed=settings["seed"],
+                      log_every=int(settings.get("log_every") or 10))
+        if settings.get("max_grad_norm") is not None:
+            values["max_grad_norm"] = settings["max_grad_norm"]
+        return cls(**{**values, **overrides})
+
 
 # ---------------------------------------------------------------------------- model
 

@@ -1,7 +1,13 @@
-"""ZeRO checkpoint of an mPMR run → Hugging Face folder.
+"""ZeRO checkpoint of an mPMR or VECO run → Hugging Face folder.
 
     python -m pretrain.convert_to_hf --checkpoint RUN_DIR [--tag TAG] --out DIR
                                      [--dtype fp32|bf16|fp16] [--tokenizer DIR] [--overwrite]
+                                     [--form plug-out|plug-in|seq2seq|all]   (VECO runs)
+
+VECO runs (`objective: veco`) take the same steps up to the weights, then `pretrain.veco_export`
+builds the chosen form (a stock XLMRobertaForMaskedLM, our VecoForMaskedLM with `hf_veco.py`, or
+a stock EncoderDecoderModel; `all` writes one subfolder per form). The rest of this docstring
+describes the mPMR form.
 
 Steps: pick the tag (`latest` = the newest *complete* checkpoint, see `pretrain.checkpoint`;
 a damaged one — files missing, truncated or failing their checksum — is skipped with a
@@ -37,7 +43,7 @@ import torch
 from torch import Tensor
 
 from pretrain import checkpoint
-from pretrain.hf_mpmr import MODEL_TYPE, MPMRConfig, MPMRForSpanExtraction
+from pretrain.hf_mpmr import MPMRConfig, MPMRForSpanExtraction
 
 PROVENANCE = "xpretrain.json"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -326,7 +332,6 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
         models = {f: veco_export.export_model(net, f, cfg.veco.seq2seq_decoder_layers)
                   for f in forms}
         folders = {f: (out / f if form == "all" else out) for f in forms}
-        model_type = {f: f"xpretrain-veco ({f})" for f in forms}
     else:
         config = hf_config_for_run(cfg, info)
         if len(tok) > config.vocab_size:
@@ -337,7 +342,7 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
         model = MPMRForSpanExtraction(config)
         load_into(model, weights)
         del weights
-        models, folders, model_type = {None: model}, {None: out}, {None: MODEL_TYPE}
+        models, folders = {None: model}, {None: out}
     provenance = {
         "format_version": 1,
         "converter": "pretrain.convert_to_hf",
@@ -365,7 +370,7 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
             model = model.to(DTYPES[dtype]).eval()
             model.save_pretrained(folder)  # config.json, model.safetensors (+ our class file)
             tok.save_pretrained(folder)
-            record = {**provenance, "model_type": model_type[key]}
+            record = {**provenance, "model_type": model.config.model_type}
             if key is not None:
                 record["form"] = key
             (folder / PROVENANCE).write_text(json.dumps(record, indent=1) + "\n",

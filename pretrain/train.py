@@ -54,7 +54,7 @@ from pretrain import checkpoint, distributed, runlock
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pretrain.train",
-                                     description="Train mPMR on DeepSpeed (one rank).")
+                                     description="Pretrain on DeepSpeed (one rank): mPMR or VECO, as the recipe's objective says.")
     parser.add_argument("--config", required=True, help="YAML recipe, e.g. configs/tiny_mpmr.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override (repeatable)")

@@ -225,7 +225,7 @@ def train_step(engine, batches, window: StepWindow, nan: bool = False,
     (forward, backward, step — the engine applies the update at the boundary, or skips it when
     the gradients are not finite). Returns this rank's summed loss of the step (on the device,
     not synchronised); `nan` poisons it (fault injection)."""
-    if objective is not None:  # e.g. VECO's freeze stage sets some groups' lr to 0
+    if objective is not None:  # e.g. a stage that trains only some parameter groups
         objective.before_step(step, engine.optimizer)
     window.lr = float(engine.optimizer.param_groups[0]["lr"])  # the lr this step uses
     total = torch.zeros((), dtype=torch.float64, device=engine.device)

@@ -137,3 +137,17 @@ def test_export_of_a_checkpoint_in_three_forms(veco_runs, tmp_path):
     assert out.shape[0] == 1 and out.shape[1] >= 2
     assert main(["--checkpoint", str(straight), "--out", str(tmp_path / "x"), "--form",
                  "bogus"]) == 2
+
+
+def test_the_trainer_names_no_method():
+    """DESIGN.md decision 4: the loop, engine, checkpoints and logging know no objective."""
+    import re
+
+    source = (ROOT / "pretrain" / "trainer.py").read_text(encoding="utf-8")
+    found = re.findall(r"(?i)\b(mpmr|veco|mglm|wae|span\w*|cls_loss|ca_mlm|tlm|languages?)\b",
+                       source)
+    assert not found, found
+    imports = re.findall(r"^\s*from (pretrain\.\w+) import|^\s*import (pretrain\.\w+)", source,
+                         re.M)
+    assert {a or b for a, b in imports} <= {"pretrain.config", "pretrain.runlock",
+                                            "pretrain.objectives"}, imports

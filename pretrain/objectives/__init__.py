@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 
-import torch
 from torch import Tensor, nn
 
 from pretrain.config import OBJECTIVES, ConfigError, RunConfig
@@ -118,9 +117,3 @@ def objective_for(cfg: RunConfig) -> Objective:
         raise ConfigError(f"objective: {cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
     module, _, cls = _MODULES[cfg.objective].partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)
-
-
-def float_sums(values, device) -> Tensor:
-    """A list of numbers / 0-d tensors → float64 [n] on `device`."""
-    return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(())
-                        for v in values])
