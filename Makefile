@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(PY) bench/data_prep.py
 	$(PY) bench/kernels.py
 	@if [ -f bench/train_step.py ]; then $(PY) bench/train_step.py; fi
+	$(PY) bench/veco_step.py
+	$(PY) bench/veco_ablation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -30,7 +30,6 @@ Evaluation on the held-out pairs (eval mode):
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -168,8 +167,8 @@ def train_model(objective: str, cfg, info: dict, batches: list[dict], args, seed
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        if step >= total - 50:
-            tail.append(float(loss.detach()))
+        if step >= total - 50:  # per term: 4 + TLM (ca_mlm) or 2 + TLM (mlm)
+            tail.append(float(loss.detach()) / (5 if objective == "ca_mlm" else 3))
     return net.eval(), time.perf_counter() - started, statistics.mean(tail)
 
 
@@ -314,8 +313,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {objective + '+tlm':<12} Tatoeba L{headline} per language (xx>en/en>xx): " +
                   ", ".join(f"{lang} {r[headline, 0]:.2f}/{r[headline, 1]:.2f}"
                             for lang, r in ret.items()))
-    print("\n  * loss = mean training loss of the last 50 steps (sum of the objective's terms; "
-          "not comparable across objectives)")
+    print("\n  * loss = training loss of the last 50 steps per term (mean masked-token "
+          "cross-entropy of one term: the sum of the 5 (CA-MLM) or 3 (MLM) terms / their number)")
     if len(args.seeds) > 1:
         print(f"\nmean over seeds {args.seeds}:")
         for objective, rows in summary.items():

@@ -197,8 +197,9 @@ def flops_per_token(model: VecoPretrainingModel, seq_len: int) -> float:
                                      add the cross-attention blocks (memory of length ≈ T)
 
     N_s = non-embedding parameters outside the cross-attention, N_c = the cross-attention's.
-    The stop-gradient saves the backward into the H-stream that a full 2L-layer graph would
-    need; that saving is what `bench/veco_step.py` measures."""
+    The stop-gradient changes no FLOPs here: without it the S-stream's key/value gradients would
+    join the backward the H-stream runs anyway for its own terms (`bench/veco_step.py`: the
+    S-stream terms alone are ~1.3x cheaper with it, the whole Eq. 1 about the same)."""
     net = model.net
     n_c = count_parameters(net.cross_attention)
     n_s = count_parameters(net) - n_c
