@@ -368,14 +368,19 @@ def read_manifests(data: DataConfig) -> list[tuple[Path, dict]]:
     dupes = sorted({lang for lang in langs if langs.count(lang) > 1})
     if dupes:
         raise ConfigError(f"data.paths: language(s) {dupes} appear in more than one folder")
-    first_folder, first = out[0]
-    for folder, manifest in out[1:]:
+    check_same_tokenizer(out, "data.paths: ")
+    return out
+
+
+def check_same_tokenizer(found: list[tuple[Path, dict]], where: str = "") -> None:
+    """Every (folder, manifest) was tokenized with the first one's tokenizer (fingerprint)."""
+    first_folder, first = found[0]
+    for folder, manifest in found[1:]:
         a, b = first["tokenizer"].get("fingerprint"), manifest["tokenizer"].get("fingerprint")
         if a != b:
-            raise ConfigError(f"data.paths: {folder} was tokenized with a different tokenizer "
+            raise ConfigError(f"{where}{folder} was tokenized with a different tokenizer "
                               f"(fingerprint {b}) than {first_folder} ({a}); rebuild it with the "
-                              f"same tokenizer")
-    return out
+                              f"same --tokenizer")
 
 
 # ----------------------------------------------------------------------------- validation

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from data_prep.format import (FORMAT_VERSION, PREFIXES, CorpusDataset, ParallelDataset,
                               manifest_hash, read_manifest)
-from pretrain.config import ConfigError, DataConfig, RunConfig, data_folders
+from pretrain.config import ConfigError, DataConfig, RunConfig, check_same_tokenizer, data_folders
 from pretrain.data import BlendedSampler, blend_weights, format_weights, rank_positions, split_ids
 
 MONO, BILINGUAL = 0, 1
@@ -102,13 +102,8 @@ def _check_names(kind: str, found: list[tuple[Path, dict]]) -> None:
 
 def _check_tokenizer(found: list[tuple[Path, dict]]) -> None:
     """One tokenizer (fingerprint) built every folder, and it has the ids masking needs."""
+    check_same_tokenizer(found)
     first_folder, first = found[0]
-    for folder, manifest in found[1:]:
-        a, b = first["tokenizer"].get("fingerprint"), manifest["tokenizer"].get("fingerprint")
-        if a != b:
-            raise ConfigError(f"{folder} was tokenized with a different tokenizer (fingerprint "
-                              f"{b}) than {first_folder} ({a}); rebuild it with the same "
-                              f"--tokenizer")
     tokenizer = first["tokenizer"]
     for id_name in ("mask_id", "pad_id", "cls_id", "sep_id", "vocab_size"):
         if tokenizer.get(id_name) is None:
