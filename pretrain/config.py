@@ -107,6 +107,9 @@ class OptimConfig:
     """Warmup as a fraction of train.train_steps (used only when warmup_steps is 0)."""
     min_lr: StrictFloat = 0.0
     """Learning rate at the start of warmup and at the end of the linear decay."""
+    decay_steps: StrictInt = 0
+    """Step at which the linear decay reaches min_lr, held after it; 0 = train.train_steps.
+    mGLM decays to 0.1 × lr at 400k of 500k steps (M:learning_rates.py:21-75)."""
     clip_grad: StrictFloat = 1.0
     """Global gradient-norm clipping (0 = off)."""
 
@@ -428,6 +431,9 @@ def validate(cfg: RunConfig, world_size: int) -> None:
            f"train.nonfinite_patience must be >= 1, got {t.nonfinite_patience}")
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(0 <= o.min_lr <= o.lr, f"optim.min_lr must be in [0, optim.lr], got {o.min_lr}")
+    _check(0 <= o.decay_steps <= t.train_steps,
+           f"optim.decay_steps={o.decay_steps} must be in [0, train.train_steps="
+           f"{t.train_steps}] (0 = decay until the last step)")
     _check(o.warmup_steps >= 0 and 0 <= o.warmup_ratio < 1,
            "optim.warmup_steps must be >= 0 and optim.warmup_ratio in [0, 1)")
     _check(not (o.warmup_steps and o.warmup_ratio),
@@ -572,7 +578,7 @@ def deepspeed_config(cfg: RunConfig, world_size: int, *, load_universal: bool = 
         "scheduler": {
             "type": "WarmupDecayLR",
             "params": {
-                "total_num_steps": t.train_steps,
+                "total_num_steps": o.decay_steps or t.train_steps,
                 "warmup_min_lr": o.min_lr,
                 "warmup_max_lr": o.lr,
                 # DeepSpeed needs >= 1 (and uses at least 2): warmup 0 = lr starts at min_lr.
