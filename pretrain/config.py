@@ -438,8 +438,10 @@ def validate(cfg: RunConfig, world_size: int) -> None:
            "optim.warmup_steps must be >= 0 and optim.warmup_ratio in [0, 1)")
     _check(not (o.warmup_steps and o.warmup_ratio),
            "set optim.warmup_steps or optim.warmup_ratio, not both")
-    _check(warmup_steps(cfg) <= t.train_steps,
-           f"warmup ({warmup_steps(cfg)} steps) is longer than train.train_steps ({t.train_steps})")
+    decay_end = o.decay_steps or t.train_steps
+    _check(warmup_steps(cfg) <= decay_end,
+           f"warmup ({warmup_steps(cfg)} steps) is longer than "
+           f"{'optim.decay_steps' if o.decay_steps else 'train.train_steps'} ({decay_end})")
     _check(all(0 <= b < 1 for b in o.betas), f"optim.betas must be in [0, 1), got {o.betas}")
     _check(o.eps > 0 and o.weight_decay >= 0 and o.clip_grad >= 0,
            "optim.eps must be > 0, optim.weight_decay and optim.clip_grad >= 0")

@@ -266,34 +266,30 @@ def test_veco_recipes_hold_table_8():
     assert small.model.init_from == "tiny" and small.veco.freeze_steps == 0  # from scratch
 
 
-def test_decay_steps_shapes_the_schedule():
-    """optim.decay_steps: the linear decay reaches min_lr there and holds it (DeepSpeed's
-    WarmupDecayLR clamps at 0 past total_num_steps)."""
-    cfg = load_config(CONFIGS / "tiny_mpmr.yaml", ["optim.decay_steps=10"])
-    assert deepspeed_config(cfg, 1)["scheduler"]["params"]["total_num_steps"] == 10
-    cfg = load_config(CONFIGS / "tiny_mpmr.yaml")
-    assert deepspeed_config(cfg, 1)["scheduler"]["params"]["total_num_steps"] == \
-        cfg.train.train_steps
-    with pytest.raises(ConfigError, match="optim.decay_steps=999999"):
-        validate(load_config(CONFIGS / "tiny_mpmr.yaml", ["optim.decay_steps=999999"]), 1)
-
-
-def test_decay_steps_lr_is_held_after_the_decay():
+def test_decay_steps_reaches_min_lr_there_and_holds_it():
+    """optim.decay_steps → WarmupDecayLR's total_num_steps (0 = train.train_steps); driven
+    for the whole run, the lr warms up, decays to min_lr at decay_steps and stays there."""
     import torch
     from deepspeed.runtime.lr_schedules import WarmupDecayLR
 
+    default = load_config(CONFIGS / "tiny_mpmr.yaml")
+    assert deepspeed_config(default, 1)["scheduler"]["params"]["total_num_steps"] == \
+        default.train.train_steps
     cfg = load_config(CONFIGS / "tiny_mpmr.yaml", ["optim.decay_steps=10", "optim.min_lr=1e-4",
                                                    "optim.lr=1e-3", "train.train_steps=20"])
-    params = deepspeed_config(cfg, 1)["scheduler"]["params"]
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    sched = WarmupDecayLR(opt, **params)
+    sched = WarmupDecayLR(opt, **deepspeed_config(cfg, 1)["scheduler"]["params"])
     lrs = []
     for _ in range(20):
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    assert max(lrs) == pytest.approx(1e-3)
-    assert lrs[10:] == pytest.approx([1e-4] * 10)  # reached at iteration 10, held until 20
-    assert lrs[9] > 1e-4
+    assert max(lrs) == pytest.approx(1e-3) and lrs[9] > 1e-4
+    assert lrs[10:] == pytest.approx([1e-4] * 10)  # iteration 10 = decay_steps, then held
+    for sets, message in ((["optim.decay_steps=999999"], "optim.decay_steps=999999"),
+                          (["optim.decay_steps=5", "optim.warmup_steps=8"],
+                           r"is longer than optim.decay_steps \(5\)")):
+        with pytest.raises(ConfigError, match=message):
+            validate(load_config(CONFIGS / "tiny_mpmr.yaml", sets), 1)
 
 
 def test_veco_settings_are_checked_before_any_worker(tiny_veco_data, tmp_path):
