@@ -26,7 +26,7 @@
 # Every path can be overridden from the environment:
 #   CONFIG      recipe YAML                      (default configs/$RECIPE.yaml)
 #   RUN_DIR     checkpoints, logs, metrics       (default runs/$RECIPE)
-#   DATA_DIR    data.paths: MRC (mPMR) / corpus (VECO) folders: one folder/root, or
+#   DATA_DIR    data.paths: MRC (mPMR) / corpus (VECO, mGLM) folders: one folder/root, or
 #               comma-separated folders (default: the recipe's)
 #   PARALLEL_DIR  data.parallel_paths (VECO): parallel folders, the same forms
 #   INIT_FROM   Hugging Face model folder or name to start from (default: the recipe's)

@@ -199,7 +199,47 @@ class VecoConfig:
     """Decoder layers of the seq2seq export: the last N pretrained layers (Table 4, N = 6)."""
 
 
-OBJECTIVES = ("mpmr", "veco")
+@dataclass
+class MglmConfig:
+    """mGLM's blank-infilling settings (objective: mglm; ignored otherwise). Defaults: the
+    mGLM-Large pretraining script (M:config/ds_multi_blockta_large.sh:8-15, spec mGLM.md A1.1)."""
+
+    __pydantic_config__ = _STRICT
+
+    bert_prob: StrictFloat = 0.5
+    """Share of batches in [MASK] (span) mode (--bert-prob 0.5)."""
+    gap_sentence_prob: StrictFloat = 0.3
+    """Share of batches in [sMASK] (sentence) mode (--gap-sentence-prob 0.3); the rest,
+    1 - bert_prob - gap_sentence_prob, are [gMASK] (suffix / long span) batches."""
+    bert_ratio: StrictFloat = 0.15
+    """[MASK] mode: span lengths are drawn until they cover this share of the tokens
+    (constructor default, M:blocklm_utils.py:30)."""
+    gap_sentence_ratio: StrictFloat = 0.15
+    """[sMASK] mode: sentences are taken until they cover this share (M:arguments.py)."""
+    avg_block_length: StrictFloat = 3.0
+    """Poisson λ of the span lengths (--avg-block-length 3)."""
+    max_block_length: StrictInt = 40
+    """Span lengths are 1 .. max_block_length - 1 (M:blocklm_utils.py:32, 53)."""
+    gpt_min_ratio: StrictFloat = 0.25
+    """[gMASK] mode: the generated part is at least this share of the shortest sample
+    (--gpt-min-ratio 0.25)."""
+    gpt_infill_prob: StrictFloat = 0.5
+    """[gMASK] mode: probability of the suffix variant for a single-document sample
+    (M:blocklm_utils.py:392-394; the name is the reference's)."""
+    block_mask_prob: StrictFloat = 0.1
+    """[MASK] mode: each Part-B input token becomes [dBLOCK] with this probability
+    (--block-mask-prob 0.1)."""
+    short_seq_prob: StrictFloat = 0.02
+    """Probability that a batch is cut into shorter windows (--short-seq-prob 0.02, A1.10)."""
+    eval_documents: StrictInt = 2
+    """Documents held out per language, chosen by a permutation seeded from (data.seed,
+    language); evaluated with the same collator, seeded apart from training."""
+    attention: StrictStr = "auto"
+    """"auto" (FlexAttention on CUDA, SDPA with a boolean mask from sep elsewhere), "flex",
+    "sdpa" or "dense" (an additive float mask, the reference's way; for benchmarks)."""
+
+
+OBJECTIVES = ("mpmr", "veco", "mglm")
 
 
 @dataclass
@@ -209,12 +249,13 @@ class RunConfig:
     run_dir: StrictStr = "runs/mpmr"
     """Where checkpoints, metrics.jsonl, TensorBoard events and the resolved config go."""
     objective: StrictStr = "mpmr"
-    """The pretraining method (`pretrain.objectives`): mpmr | veco."""
+    """The pretraining method (`pretrain.objectives`): mpmr | veco | mglm."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     veco: VecoConfig = field(default_factory=VecoConfig)
+    mglm: MglmConfig = field(default_factory=MglmConfig)
 
 
 _ADAPTER = TypeAdapter(RunConfig)

@@ -3,7 +3,9 @@
 # synthetic multilingual Wikipedia -> tokenizer -> MRC data -> tiny mPMR on 2 CPU ranks (ZeRO-2,
 # stop + resume) -> Hugging Face export -> NER fine-tuning with zero-shot scores; then tiny VECO
 # on the Tatoeba sample beside the repository (corpus + parallel folders -> CA-MLM + TLM on 2
-# ranks, stop + resume -> plug-out export loaded with stock XLMRobertaModel).
+# ranks, stop + resume -> plug-out export loaded with stock XLMRobertaModel); then tiny mGLM on
+# the same documents (GLM tokenizer -> blank infilling on 2 ranks, stop + resume -> export ->
+# blanks filled in two languages by pretrain.generate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -169,6 +171,60 @@ tok = AutoTokenizer.from_pretrained(sys.argv[1])
 hidden = model(**tok(["Wo ist Tom?", "Where is Tom?"], return_tensors="pt", padding=True)).last_hidden_state
 print(f"   XLMRobertaModel.from_pretrained: {sum(p.numel() for p in model.parameters())} "
       f"parameters, hidden states {tuple(hidden.shape)}")
+PYEOF
+fi
+# --- mGLM ---
+# The same Tatoeba documents (de, fr, en) as GLM corpora: a GLM-layout tokenizer (command tokens
+# after the pieces), windows packed across documents, blank infilling in all three modes
+# ([MASK] spans / [sMASK] sentences / [gMASK] suffixes, 0.5 / 0.3 / 0.2 of the batches).
+G=$OUT/mglm
+if [ ! -d "$V/text" ]; then
+  echo "== 12. mGLM skipped: no Tatoeba sample at $PAR (set VECO_PARALLEL to its folder)"
+else
+  echo "== 12. mGLM data: GLM-layout tokenizer, corpus folders (de, fr, en)"
+  $PY -m data_prep train-tokenizer --layout glm --input "$PAR"/tatoeba.{deu,fra}-eng.* \
+    --vocab-size 2000 --out "$G/tokenizer"
+  for lang in de fr en; do
+    $PY -m data_prep corpus --input "$V/text/$lang.txt" --lang "$lang" --tokenizer "$G/tokenizer" \
+      --out "$G/corpus/$lang" --max-seq-len 64
+  done
+  GSTEPS=${DEMO_MGLM_STEPS:-200}
+  export RUN_DIR=$G/run DATA_DIR=$G/corpus/de,$G/corpus/en,$G/corpus/fr CONFIG=configs/tiny_mglm.yaml
+  unset PARALLEL_DIR
+  MGLM_SETS=(--set train.train_steps="$GSTEPS" --set train.eval_every=$((GSTEPS / 2))
+             --set train.save_every=$((GSTEPS / 2)) --set train.log_every=$((GSTEPS / 8))
+             --set model.hidden_size=64 --set model.intermediate_size=256
+             --set train.global_batch_size=16 --set train.micro_batch_size=8
+             --set optim.lr=5e-3 --set optim.min_lr=5e-4 --set optim.warmup_steps=20
+             --set mglm.eval_documents=10 --set train.eval_batches=0)
+  echo "== 13. tiny mGLM, 2 CPU ranks, ZeRO-2: steps 1-$((GSTEPS / 2)), then stop; resume to $GSTEPS"
+  bash launch_scripts/tiny_cpu.sh "${MGLM_SETS[@]}" --stop-at-step $((GSTEPS / 2))
+  bash launch_scripts/tiny_cpu.sh "${MGLM_SETS[@]}"
+  $PY - "$RUN_DIR" <<'PYEOF'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+train = [r for r in records if not r.get("eval") and r.get("loss") is not None]
+print(f"loss {train[0]['loss']:.3f} at step {train[0]['step']} -> {train[-1]['loss']:.3f} at "
+      f"step {train[-1]['step']}")
+print("held-out blank-infilling token accuracy (documents never trained on):")
+print(f"{'eval step':>10} {'accuracy':>9} {'loss':>7} {'most frequent token':>20}")
+for r in (r for r in records if r.get("eval")):
+    print(f"{r['step']:>10} {r['blank_acc']:>9.3f} {r['blank_loss']:>7.3f} "
+          f"{r['majority_acc']:>20.3f}")
+PYEOF
+  echo "== 14. mGLM checkpoint -> Hugging Face folder; fill blanks in German and English"
+  $PY -m pretrain.convert_to_hf --checkpoint "$RUN_DIR" --out "$G/hf" --overwrite
+  printf '%s\n' "Tom ist [MASK]." "Ich habe [MASK] gesehen." "Tom is [MASK]." \
+    "I want to [MASK] you." > "$G/blanks.txt"
+  $PY -m pretrain.generate --model "$G/hf" --input "$G/blanks.txt" --num-beams 4 \
+    --max-new-tokens 8 --output "$G/filled.jsonl"
+  $PY - "$G/filled.jsonl" <<'PYEOF'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    print(f"   {r['input']!r:32} -> {r['output']!r}")
 PYEOF
 fi
 echo "== done: everything is under $OUT/"

@@ -292,6 +292,27 @@ def test_decay_steps_reaches_min_lr_there_and_holds_it():
             validate(load_config(CONFIGS / "tiny_mpmr.yaml", sets), 1)
 
 
+def test_mglm_recipe_holds_the_reference_values():
+    """configs/mglm_large.yaml: spec mGLM.md A1.1 (ratios), A2.3 (released shape), A2.4."""
+    large = load_config(CONFIGS / "mglm_large.yaml")
+    m, g, o, t = large.model, large.mglm, large.optim, large.train
+    assert large.objective == "mglm" and large.data.alpha == 0.3
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.intermediate_size) == (24, 1536, 16, 6144)
+    assert m.max_position_embeddings == 1025 and large.data.max_seq_len == 512
+    assert (g.bert_prob, g.gap_sentence_prob, g.avg_block_length) == (0.5, 0.3, 3.0)
+    assert (g.gpt_min_ratio, g.block_mask_prob, g.short_seq_prob) == (0.25, 0.1, 0.02)
+    assert (o.lr, o.weight_decay, o.betas, o.eps, o.clip_grad) == (1e-4, 0.01, (0.9, 0.98),
+                                                                   1e-6, 1.0)
+    assert (t.global_batch_size, t.micro_batch_size, t.train_steps) == (2560, 10, 500_000)
+    ds = deepspeed_config(large, 64)
+    params = ds["scheduler"]["params"]
+    # warmup 0.02 x 400k; linear decay to 0.1 x lr at 400k, held until 500k
+    assert params["warmup_num_steps"] == 8000 and params["total_num_steps"] == 400_000
+    assert params["warmup_max_lr"] == 1e-4 and params["warmup_min_lr"] == pytest.approx(1e-5)
+    assert ds["gradient_accumulation_steps"] == 4 and ds["fp16"]["enabled"]
+
+
+
 def test_veco_settings_are_checked_before_any_worker(tiny_veco_data, tmp_path):
     base = [f"data.paths=[{tiny_veco_data / 'corpus'}]",
             f"data.parallel_paths=[{tiny_veco_data / 'parallel'}]", f"run_dir={tmp_path}"]

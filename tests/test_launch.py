@@ -14,7 +14,7 @@ from dist_utils import (ROOT, VENV_BIN, cpu_env, free_port, pids_mentioning, run
                         train_records)
 
 pytestmark = pytest.mark.timeout(600)
-SCRIPTS = ["tiny_cpu.sh", "mpmr_base.sh", "mpmr_large.sh", "veco_large.sh"]
+SCRIPTS = ["tiny_cpu.sh", "mpmr_base.sh", "mpmr_large.sh", "veco_large.sh", "mglm_large.sh"]
 
 
 @pytest.mark.parametrize("sets, message", [

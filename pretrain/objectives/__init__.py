@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from pretrain.config import OBJECTIVES, ConfigError, RunConfig
 
 _MODULES = {"mpmr": "pretrain.objectives.mpmr:MPMRObjective",
-            "veco": "pretrain.objectives.veco:VecoObjective"}
+            "veco": "pretrain.objectives.veco:VecoObjective",
+            "mglm": "pretrain.objectives.mglm:MglmObjective"}
 assert set(_MODULES) == set(OBJECTIVES)
 
 
