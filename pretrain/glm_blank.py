@@ -142,3 +142,167 @@ def sample_spans(lengths: list[int], doc_start: int, doc_len: int,
         spans.append((start, start + length))
         offset += length + 1
     return spans
+
+
+@dataclass(frozen=True)
+class BlankConfig:
+    """Defaults = mGLM-Large (M:config/ds_multi_blockta_large.sh:8-15; spec A1.1)."""
+
+    bert_prob: float = 0.5
+    gap_sentence_prob: float = 0.3
+    bert_ratio: float = 0.15
+    gap_sentence_ratio: float = 0.15
+    avg_block_length: float = 3.0
+    max_block_length: int = 40
+    gpt_min_ratio: float = 0.25
+    gpt_infill_prob: float = 0.5
+    block_mask_prob: float = 0.1
+    max_redraws: int = 10  # ours: the reference drops the sample instead (A1.2)
+
+
+def documents(tokens: np.ndarray, ids: GlmIds) -> list[tuple[int, int]]:
+    """Maskable stretches (start, length) between eos tokens, without each leading [CLS] and
+    trailing eos; a truncated last document also loses its last token (A1.2)."""
+    out, start = [], 0
+    ends = np.flatnonzero(tokens == ids.eos).tolist()
+    truncated = not ends or ends[-1] != len(tokens) - 1
+    for end in ends + ([len(tokens)] if truncated else []):
+        s = start + (1 if start < len(tokens) and tokens[start] == ids.cls else 0)
+        e = end - (1 if end == len(tokens) else 0)  # truncated: keep its last token
+        if e > s:
+            out.append((s, e - s))
+        start = end + 1
+    return out
+
+
+def _draw_lengths(rng: np.random.Generator, pmf: np.ndarray, budget: int) -> list[int]:
+    lengths: list[int] = []
+    while sum(lengths) < budget:
+        lengths.append(int(rng.choice(len(pmf), p=pmf)) + 1)
+    return lengths
+
+
+def mask_spans(tokens: np.ndarray, cfg: BlankConfig, ids: GlmIds, rng: np.random.Generator,
+               pmf: np.ndarray) -> tuple[list[tuple[int, int]], int]:
+    """[MASK] mode spans (A1.2) and how many re-draws it took (ours: never dropped)."""
+    docs = sorted(documents(tokens, ids), key=lambda d: d[1])
+    budget = max(1, int(cfg.bert_ratio * len(tokens)))
+    for attempt in range(cfg.max_redraws + 1):
+        lengths = _draw_lengths(rng, pmf, budget)
+        if attempt == cfg.max_redraws:  # last resort: drop the longest until it fits
+            lengths.sort()
+            while lengths and sum(lengths) + len(lengths) > docs[-1][1]:
+                lengths.pop()
+            lengths = lengths or [1]
+        rng.shuffle(lengths)
+        spans, rest = [], list(lengths)
+        for start, length in docs[:-1]:
+            mine, used = [], 0
+            while rest and used + rest[0] <= int(cfg.bert_ratio * length):
+                used += rest[0]
+                mine.append(rest.pop(0))
+            if mine:
+                spans += sample_spans(mine, start, length, rng)
+        start, length = docs[-1]
+        if sum(rest) + len(rest) <= length:
+            spans += sample_spans(rest, start, length, rng) if rest else []
+            return sorted(spans), attempt
+    raise AssertionError("unreachable: the last attempt always fits")
+
+
+def sentence_spans(tokens: np.ndarray, cfg: BlankConfig, ids: GlmIds, rng: np.random.Generator,
+                   sentence_end: np.ndarray) -> list[tuple[int, int]]:
+    """[sMASK] mode (A1.3): sentences from index 1, ended by a sentence-end token, reset by eos;
+    shuffled, taken until they cover gap_sentence_ratio of the tokens."""
+    sentences, start = [], 1
+    for i in range(1, len(tokens)):
+        if tokens[i] == ids.eos:
+            start = i + 1
+        elif sentence_end[tokens[i]]:
+            sentences.append((start, i + 1))
+            start = i + 1
+    if start < len(tokens) and tokens[start:].size and tokens[-1] != ids.eos:
+        sentences.append((start, len(tokens)))
+    order = rng.permutation(len(sentences))
+    chosen, covered = [], 0
+    for k in order.tolist():
+        if covered >= int(cfg.gap_sentence_ratio * len(tokens)):
+            break
+        chosen.append(sentences[k])
+        covered += sentences[k][1] - sentences[k][0]
+    return sorted(chosen)
+
+
+def _seeded(seed: int, sample_id: int, tag: int) -> np.random.Generator:
+    return np.random.default_rng([seed, sample_id, tag])
+
+
+class BlankCollator:
+    """Windows → one blank-infilling batch (dict of tensors; README "mGLM" for the layout)."""
+
+    def __init__(self, ids: GlmIds, cfg: BlankConfig, seed: int, sentence_end: np.ndarray):
+        self.ids, self.cfg, self.seed = ids, cfg, int(seed)
+        self.sentence_end = np.asarray(sentence_end, dtype=bool)
+        self.pmf = span_length_pmf(cfg.avg_block_length, cfg.max_block_length)
+
+    def mode(self, first_sample: int) -> int:
+        r = _seeded(self.seed, first_sample, 0x30DE).random()
+        if r < self.cfg.bert_prob:
+            return MASK_MODE
+        return SENTENCE_MODE if r < self.cfg.bert_prob + self.cfg.gap_sentence_prob else GPT_MODE
+
+    def sample(self, tokens: np.ndarray, sample_id: int, mode: int,
+               max_gen: int) -> tuple[BlockSample, int]:
+        ids, cfg = self.ids, self.cfg
+        rng = _seeded(self.seed, sample_id, 0x5A11 + mode)
+        if mode == MASK_MODE:
+            spans, redrawn = mask_spans(tokens, cfg, ids, rng, self.pmf)
+            order = rng.permutation(len(spans)).tolist()
+            dblock = rng.random(len(tokens)) < cfg.block_mask_prob
+            return make_block_data(tokens, spans, order, ids.mask, ids, dblock), redrawn
+        if mode == SENTENCE_MODE:
+            spans = sentence_spans(tokens, cfg, ids, rng, self.sentence_end)
+            if not spans:  # no sentence at all: fall back to one [MASK]-style span
+                spans, _ = mask_spans(tokens, cfg, ids, rng, self.pmf)
+            return make_block_data(tokens, spans, rng.permutation(len(spans)).tolist(),
+                                   ids.smask, ids), 0
+        gen_len = max(1, min(max_gen, len(tokens) - 2))
+        multi_doc = bool((tokens[:-1] == ids.eos).any())
+        if multi_doc or rng.random() < cfg.gpt_infill_prob:
+            doc_mask = (tokens != ids.cls).astype(np.float32)  # a later [CLS] is not a target
+            return gmask_suffix(tokens, gen_len, ids, doc_mask), 0
+        start, length = max(documents(tokens, ids), key=lambda d: d[1])
+        gen_len = min(gen_len, length)
+        spans = sample_spans([gen_len], start, length, rng)
+        return make_block_data(tokens, spans, [0], ids.gmask, ids), 0
+
+    def __call__(self, windows: list[np.ndarray], sample_ids: list[int]) -> dict:
+        import torch
+
+        mode = self.mode(sample_ids[0])
+        lens = [len(w) for w in windows]
+        rng = _seeded(self.seed, sample_ids[0], 0x6E11)
+        low = int(self.cfg.gpt_min_ratio * min(lens))
+        max_gen = int(rng.integers(low, max(low, max(lens) - 2) + 1))
+        samples, redrawn = [], 0
+        for window, sid in zip(windows, sample_ids):
+            sample, r = self.sample(np.asarray(window, dtype=np.int64), sid, mode, max_gen)
+            samples.append(sample)
+            redrawn += r
+        width = max(len(s.input_ids) for s in samples)
+        b = len(samples)
+        out = {"input_ids": torch.full((b, width), self.ids.pad, dtype=torch.long),
+               "labels": torch.full((b, width), self.ids.pad, dtype=torch.long),
+               "loss_mask": torch.zeros((b, width), dtype=torch.float32),
+               "position_ids": torch.zeros((b, 2, width), dtype=torch.long),
+               "sep": torch.tensor([s.sep for s in samples], dtype=torch.long),
+               "lengths": torch.tensor([len(s.input_ids) for s in samples], dtype=torch.long),
+               "mode": torch.full((b,), mode, dtype=torch.long),
+               "redrawn": torch.tensor(float(redrawn))}
+        for i, s in enumerate(samples):
+            n = len(s.input_ids)
+            out["input_ids"][i, :n] = torch.from_numpy(s.input_ids)
+            out["labels"][i, :n] = torch.from_numpy(s.labels)
+            out["loss_mask"][i, :n] = torch.from_numpy(s.loss_mask)
+            out["position_ids"][i, :, :n] = torch.from_numpy(s.position_ids)
+        return out

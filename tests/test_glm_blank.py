@@ -69,3 +69,62 @@ def test_placement_never_overlaps_or_touches():
         assert all(b[0] - a[1] >= 1 for a, b in zip(spans, spans[1:]))
     with pytest.raises(ValueError, match="do not fit"):
         sample_spans([3, 3], 1, 6, rng)
+
+
+def _collator(**kw):
+    from pretrain.glm_blank import BlankCollator, BlankConfig
+
+    sentence_end = np.zeros(128, dtype=bool)
+    sentence_end[50] = True  # "." in this toy vocabulary
+    return BlankCollator(IDS, BlankConfig(**kw), seed=7, sentence_end=sentence_end)
+
+
+def _windows(rng, b=4):
+    out = []
+    for _ in range(b):
+        doc1 = rng.integers(1, 50, size=20)
+        doc1[[6, 13]] = 50
+        doc2 = rng.integers(1, 50, size=12)
+        out.append(np.concatenate([[CLS], doc1, [IDS.eos, CLS], doc2]))
+    return out
+
+
+def test_collator_modes_layout_and_determinism():
+    import random
+
+    import torch
+
+    from pretrain.glm_blank import MASK_MODE
+
+    coll = _collator()
+    rng = np.random.default_rng(1)
+    modes = []
+    for k in range(200):
+        windows = _windows(rng)
+        ids = list(range(4 * k, 4 * k + 4))
+        random.seed(k)
+        np.random.seed(k)
+        batch = coll(windows, ids)
+        random.seed(k + 1)
+        np.random.seed(k + 1)
+        again = coll(windows, ids)
+        assert all(torch.equal(batch[key], again[key]) for key in batch)
+        modes.append(int(batch["mode"][0]))
+        for i in range(4):
+            n, sep = int(batch["lengths"][i]), int(batch["sep"][i])
+            inp, pos = batch["input_ids"][i], batch["position_ids"][i]
+            assert (batch["loss_mask"][i, :sep] == 0).all() and batch["loss_mask"][i, n:].sum() == 0
+            part_b = pos[0, sep:n]
+            assert (part_b < sep).all()  # Part B points into Part A ...
+            if batch["mode"][0] == MASK_MODE:  # ... at its span's mask token
+                assert (inp[part_b] == IDS.mask).all()
+                assert not (batch["labels"][i, sep:n] == IDS.eos).any()
+    share = np.bincount(modes, minlength=3) / len(modes)
+    assert abs(share[0] - 0.5) < 0.12 and abs(share[1] - 0.3) < 0.12 and abs(share[2] - 0.2) < 0.1
+
+
+def test_too_short_sample_is_redrawn_not_dropped():
+    coll = _collator(bert_prob=1.0, gap_sentence_prob=0.0, bert_ratio=0.9)
+    windows = [np.array([CLS, 1, 2, 3, IDS.eos]), np.array([CLS] + list(range(1, 30)))]
+    batch = coll(windows, [0, 1])
+    assert batch["input_ids"].shape[0] == 2 and float(batch["redrawn"]) >= 1
