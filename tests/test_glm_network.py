@@ -74,3 +74,27 @@ def test_tied_output_and_large_parameter_count():
                                                max_position_embeddings=1025))
     n = sum(p.numel() for p in large.parameters())
     assert 1.05e9 < n < 1.09e9, n  # A2.3: ≈ 1.07B
+
+
+def test_training_loss_is_the_part_b_token_mean():
+    import torch.nn.functional as F
+
+    from pretrain.glm_model import GlmPretrainingModel, param_groups
+
+    model = GlmPretrainingModel(tiny())
+    ids, pos, sep = batch()
+    labels = torch.randint(0, 64, ids.shape, generator=torch.Generator().manual_seed(3))
+    loss_mask = (torch.arange(12)[None] >= sep[:, None]).float()
+    mode = torch.tensor([0, 2])
+    loss, parts = model(ids, pos, labels, loss_mask, sep, mode=mode, task="eval")
+    logits = model.net(ids, pos, sep=sep).logits
+    ce = F.cross_entropy(logits[loss_mask > 0], labels[loss_mask > 0])
+    assert torch.allclose(loss, ce, atol=1e-6)
+    stats = parts["stats"]
+    assert stats[:, 1].tolist() == [7.0, 0.0, 4.0]  # targets per mode: 12-5 and 12-8
+    assert torch.isclose(stats[:, 0].sum() / stats[:, 1].sum(), loss.double(), atol=1e-6)
+    assert parts["label_counts"].sum() == 11
+    groups = param_groups(model, 0.01)
+    no_decay = {id(p) for p in groups[1]["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in no_decay) == (p.ndim < 2 or "layernorm" in name), name
