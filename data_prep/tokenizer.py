@@ -33,7 +33,7 @@ DEFAULT_THREADS = 8  # fixed, not os.cpu_count(): SentencePiece's result depends
 def train_tokenizer(inputs: list[str | Path], vocab_size: int, out_dir: str | Path, *,
                     lang: str = "en", character_coverage: float = 0.9995, seed: int = 0,
                     input_sentence_size: int = 2_000_000,
-                    num_threads: int = DEFAULT_THREADS) -> Path:
+                    num_threads: int = DEFAULT_THREADS, layout: str = "xlmr") -> Path:
     """Train a unigram SentencePiece model on `inputs` and write an XLM-R tokenizer folder.
 
     `vocab_size` counts SentencePiece pieces (XLM-R: 250,000); the HF vocabulary has two more
@@ -44,6 +44,8 @@ def train_tokenizer(inputs: list[str | Path], vocab_size: int, out_dir: str | Pa
     """
     import sentencepiece as spm
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     paths = _check_inputs(inputs)
     if vocab_size < 8:
         raise ValueError(f"--vocab-size {vocab_size} is too small (need at least 8)")
@@ -60,11 +62,14 @@ def train_tokenizer(inputs: list[str | Path], vocab_size: int, out_dir: str | Pa
             sentence_iterator=iter(sentences), model_writer=model, model_type="unigram",
             vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=character_coverage,
             input_sentence_size=0, shuffle_input_sentence=False, max_sentence_length=1 << 14,
-            num_threads=num_threads, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+            num_threads=num_threads, unk_id=0, bos_id=1 if layout == "xlmr" else -1,
+            eos_id=2 if layout == "xlmr" else -1, pad_id=-1, minloglevel=2)
     except RuntimeError as err:
         raise ValueError(_explain_spm_error(err, vocab_size, character_coverage)) from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if layout == "glm":
+        return _write_glm_folder(model.getvalue(), out_dir)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".train-") as tmp:
         (Path(tmp) / SPM_FILE).write_bytes(model.getvalue())
         tok = _xlmr_from_folder(tmp)
@@ -78,6 +83,10 @@ def load_tokenizer(path_or_name: str | Path):
     """Load an XLM-R fast tokenizer from our folder, an official `xlm-roberta-*` folder (with
     `sentencepiece.bpe.model` and/or `tokenizer.json`) or the local HF cache; never the hub."""
     path = Path(path_or_name)
+    if path.is_dir() and is_glm_folder(path):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(path))
     if path.is_dir():
         if not ((path / SPM_FILE).is_file() or (path / "tokenizer.json").is_file()):
             raise FileNotFoundError(
@@ -107,9 +116,16 @@ def tokenizer_info(tok) -> dict:
     name = str(tok.name_or_path)
     if Path(name).exists():  # readers of a manifest find it from any working directory
         name = str(Path(name).resolve())
+    fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    if GLM_TOKENS[-1] in tok.get_vocab():
+        first = tok.convert_tokens_to_ids(GLM_TOKENS[0])
+        ids = {key: first + k for k, key in enumerate(GLM_KEYS) if key}
+        return {"name_or_path": name, "fingerprint": fingerprint, "layout": "glm",
+                "vocab_size": len(tok), "padded_vocab_size": -(-len(tok) // 128) * 128,
+                "pad_id": first, **ids, "unk_id": 0}
     return {
         "name_or_path": name,
-        "fingerprint": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        "fingerprint": fingerprint,
         "vocab_size": len(tok),
         "pad_id": tok.pad_token_id,
         "cls_id": tok.cls_token_id,
@@ -117,6 +133,49 @@ def tokenizer_info(tok) -> dict:
         "unk_id": tok.unk_token_id,
         "mask_id": tok.mask_token_id,
     }
+
+
+LAYOUTS = ("xlmr", "glm")
+# GLM's command tokens after the N pieces, in id order N, N+1, … (spec mGLM.md A2.2;
+# M:SwissArmyTransformer/tokenization/glm/tokenization.py:424-470). N+5 is unused there: ours
+# holds a placeholder so that the ids stay contiguous.
+GLM_TOKENS = ("<|endoftext|>", "[SEP]", "[CLS]", "[MASK]", "[UNK]", "<|unused|>",
+              "<|startofpiece|>", "<|endofpiece|>", "[sMASK]", "[gMASK]", "[dBLOCK]")
+GLM_KEYS = ("eos_id", "sep_id", "cls_id", "mask_id", "glm_unk_id", None, "sop_id", "eop_id",
+            "smask_id", "gmask_id", "dblock_id")
+GLM_SPM_FILE = "glm.spm.model"
+
+
+def is_glm_folder(path: Path) -> bool:
+    return (path / GLM_SPM_FILE).is_file() and (path / "tokenizer.json").is_file()
+
+
+def _write_glm_folder(spm_model: bytes, out_dir: Path) -> Path:
+    """SentencePiece pieces at ids 0..N-1 (piece 0 = <unk>) as a `tokenizers` Unigram model,
+    NFKC + Metaspace like SentencePiece's defaults, then GLM_TOKENS as special added tokens
+    (the three masks strip the space before them); a stock PreTrainedTokenizerFast folder."""
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    sp = spm.SentencePieceProcessor(model_proto=spm_model)
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=False))
+    backend.normalizer = normalizers.NFKC()
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    backend.add_special_tokens([AddedToken(t, lstrip=t.endswith("MASK]"), special=True,
+                                           normalized=False) for t in GLM_TOKENS])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token=GLM_TOKENS[0], pad_token=GLM_TOKENS[0],
+        sep_token="[SEP]", cls_token="[CLS]", mask_token="[MASK]", unk_token=vocab[0][0],
+        additional_special_tokens=list(GLM_TOKENS[4:]), model_max_length=MODEL_MAX_LENGTH)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".train-") as tmp:
+        tok.save_pretrained(tmp)
+        (Path(tmp) / GLM_SPM_FILE).write_bytes(spm_model)
+        for name in ("tokenizer.json", "tokenizer_config.json", GLM_SPM_FILE):
+            shutil.copyfile(Path(tmp) / name, out_dir / name)
+    return out_dir
 
 
 def _xlmr_from_folder(folder: str | Path, **kwargs):
@@ -272,13 +331,18 @@ def register(subparsers) -> None:
     parser.add_argument("--lang", default="en", help="language of dump inputs")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="SentencePiece threads (the model depends on this number)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="xlmr",
+                        help="xlmr: XLM-R ids (<s> <pad> </s> <unk>, pieces + 1, <mask> last); "
+                             "glm: pieces at 0..N-1, then GLM's command tokens ([MASK] [sMASK] "
+                             "[gMASK] sop eop …), embeddings padded to a multiple of 128")
     parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     out = train_tokenizer(args.input, args.vocab_size, args.out, lang=args.lang,
                           character_coverage=args.character_coverage, seed=args.seed,
-                          input_sentence_size=args.input_sentence_size, num_threads=args.threads)
+                          input_sentence_size=args.input_sentence_size, num_threads=args.threads,
+                          layout=args.layout)
     info = tokenizer_info(load_tokenizer(out))
     print(f"wrote {out}: vocab {info['vocab_size']}, mask id {info['mask_id']}, "
           f"fingerprint {info['fingerprint'][:16]}")
