@@ -263,18 +263,20 @@ def _corpus_unit(job: Job, unit: Unit, f: BinaryIO) -> dict:
         line_units = _encode_sentences(job.tokenizer, flat)
     else:
         line_units = [[ids] for ids in _encode(job.tokenizer, flat)]
-    documents, empty, pos = [], 0, 0
+    documents, empty, pos, text_bytes = [], 0, 0, 0
     for doc in docs:
         pieces = [piece for line in line_units[pos:pos + len(doc)] for piece in line]
         segments = pack_segments(pieces, job.max_len - 2)
         pos += len(doc)
         if segments:
             documents.append(segments)
+            text_bytes += sum(len(line.encode("utf-8")) for line in doc) + len(doc) - 1
         else:
             empty += 1
     counts = {"documents": len(documents), "segments": sum(len(d) for d in documents),
               "adjacent_pairs": sum(len(d) - 1 for d in documents),
               "tokens": int(sum(len(s) for d in documents for s in d)), "lines": len(flat),
+              "text_bytes": text_bytes,
               "skipped": {"empty": empty, "invalid_utf8": invalid[0]}}
     write_shard(job.work_dir, unit.index, documents, counts)
     return counts

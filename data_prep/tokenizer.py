@@ -120,9 +120,11 @@ def tokenizer_info(tok) -> dict:
     if GLM_TOKENS[-1] in tok.get_vocab():
         first = tok.convert_tokens_to_ids(GLM_TOKENS[0])
         ids = {key: first + k for k, key in enumerate(GLM_KEYS) if key}
+        ends = sorted(i for piece, i in tok.get_vocab().items()
+                      if i < first and any(c in piece for c in SENTENCE_END_CHARS))
         return {"name_or_path": name, "fingerprint": fingerprint, "layout": "glm",
                 "vocab_size": len(tok), "padded_vocab_size": -(-len(tok) // 128) * 128,
-                "pad_id": first, **ids, "unk_id": 0}
+                "pad_id": first, **ids, "unk_id": 0, "sentence_end_ids": ends}
     return {
         "name_or_path": name,
         "fingerprint": fingerprint,
@@ -144,6 +146,9 @@ GLM_TOKENS = ("<|endoftext|>", "[SEP]", "[CLS]", "[MASK]", "[UNK]", "<|unused|>"
 GLM_KEYS = ("eos_id", "sep_id", "cls_id", "mask_id", "glm_unk_id", None, "sop_id", "eop_id",
             "smask_id", "gmask_id", "dblock_id")
 GLM_SPM_FILE = "glm.spm.model"
+# A piece holding one of these ends a sentence for blank infilling: the packer's set plus the
+# collator's (M:data_utils/datasets.py:531-546, M:blocklm_utils.py:76-100; mGLM.md A1.0, A1.3).
+SENTENCE_END_CHARS = ".?!;:\n。？！；…"
 
 
 def is_glm_folder(path: Path) -> bool:

@@ -87,16 +87,20 @@ class BlendedSampler:
     """Deterministic blended order: global sample n → (language id, position k in that
     language's training list), k ∈ [0, sizes[lang]).
 
-    `sizes` are the training sizes (dict order = language ids). The only state a run needs to
-    resume is the number of consumed samples.
+    `sizes` are the training sizes (dict order = language ids); the blend weights come from
+    `weight_sizes` when given (mGLM weighs languages by text bytes, not by samples), else from
+    `sizes`. The only state a run needs to resume is the number of consumed samples.
     """
 
     block_size = 1 << 16  # positions shuffled together; bounds the cost of a jump
 
-    def __init__(self, sizes: dict[str, int], alpha: float, seed: int):
+    def __init__(self, sizes: dict[str, int], alpha: float, seed: int,
+                 weight_sizes: dict[str, int] | None = None):
         self.languages = list(sizes)
         self.sizes = np.array([sizes[lang] for lang in self.languages], dtype=np.int64)
-        self.weights = blend_weights(sizes, alpha)
+        if weight_sizes is not None and set(weight_sizes) != set(sizes):
+            raise ValueError("weight_sizes must name the same languages as sizes")
+        self.weights = blend_weights(weight_sizes if weight_sizes is not None else sizes, alpha)
         self.seed = int(seed)
         self.epoch_length = int(self.sizes.sum())
         self.counts = _allocate(self.epoch_length, [self.weights[x] for x in self.languages])

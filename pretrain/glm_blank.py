@@ -157,6 +157,8 @@ class BlankConfig:
     gpt_min_ratio: float = 0.25
     gpt_infill_prob: float = 0.5
     block_mask_prob: float = 0.1
+    short_seq_prob: float = 0.02  # A1.10: a batch is first cut into shorter windows
+    max_seq_len: int = 512  # --seq-length: bounds the short windows' target length (A1.10)
     max_redraws: int = 10  # ours: the reference drops the sample instead (A1.2)
 
 
@@ -233,8 +235,35 @@ def sentence_spans(tokens: np.ndarray, cfg: BlankConfig, ids: GlmIds, rng: np.ra
     return sorted(chosen)
 
 
-def _seeded(seed: int, sample_id: int, tag: int) -> np.random.Generator:
-    return np.random.default_rng([seed, sample_id, tag])
+def _seeded(seed: int, key: tuple[int, ...], tag: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *key, tag])
+
+
+def short_windows(tokens: np.ndarray, target: int, count: int, ids: GlmIds,
+                  sentence_end: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """A1.10 (M:blocklm_utils.py `split_samples`): `count` random windows of about `target`
+    tokens from one window's body (its leading [CLS] dropped). Each start moves left to a
+    sentence start (after a sentence end or an eos, never on an eos); each end moves left to a
+    sentence end or eos unless that keeps less than half the target; each window is
+    re-prefixed with [CLS]."""
+    body = tokens[1:]
+    boundary = sentence_end[body] | (body == ids.eos)  # a sentence may start after these
+    out = []
+    for _ in range(count):
+        if target >= len(body):
+            piece = body
+        else:
+            start = int(rng.integers(0, len(body) - target))
+            while start > 0 and (body[start] == ids.eos or not boundary[start - 1]):
+                start -= 1
+            end = start + target
+            while end > start and not boundary[end - 1]:
+                end -= 1
+            if end - start < target // 2:
+                end = start + target
+            piece = body[start:end]
+        out.append(np.concatenate([[ids.cls], piece]).astype(np.int64))
+    return out
 
 
 class BlankCollator:
@@ -246,15 +275,35 @@ class BlankCollator:
         self.pmf = span_length_pmf(cfg.avg_block_length, cfg.max_block_length)
 
     def mode(self, first_sample: int) -> int:
-        r = _seeded(self.seed, first_sample, 0x30DE).random()
+        r = _seeded(self.seed, (first_sample,), 0x30DE).random()
         if r < self.cfg.bert_prob:
             return MASK_MODE
         return SENTENCE_MODE if r < self.cfg.bert_prob + self.cfg.gap_sentence_prob else GPT_MODE
 
-    def sample(self, tokens: np.ndarray, sample_id: int, mode: int,
+    def split(self, windows: list[np.ndarray], sample_ids: list[int]
+              ) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
+        """With probability short_seq_prob per batch (A1.10), every window becomes
+        (max_seq_len - 1) // target short windows, target ~ U[32, max_seq_len - 2]; returns the
+        windows and each one's seed key (sample id, piece number)."""
+        cfg = self.cfg
+        keys = [(sid,) for sid in sample_ids]
+        rng = _seeded(self.seed, (sample_ids[0],), 0x5E9)
+        if cfg.max_seq_len - 2 < 32 or rng.random() >= cfg.short_seq_prob:
+            return windows, keys
+        target = int(rng.integers(32, cfg.max_seq_len - 1))
+        count = (cfg.max_seq_len - 1) // target
+        out, out_keys = [], []
+        for window, sid in zip(windows, sample_ids):
+            pieces = short_windows(np.asarray(window, dtype=np.int64), target, count, self.ids,
+                                   self.sentence_end, _seeded(self.seed, (sid,), 0x5E10))
+            out += pieces
+            out_keys += [(sid, 1 + j) for j in range(len(pieces))]
+        return out, out_keys
+
+    def sample(self, tokens: np.ndarray, key: tuple[int, ...], mode: int,
                max_gen: int) -> tuple[BlockSample, int]:
         ids, cfg = self.ids, self.cfg
-        rng = _seeded(self.seed, sample_id, 0x5A11 + mode)
+        rng = _seeded(self.seed, key, 0x5A11 + mode)
         if mode == MASK_MODE:
             spans, redrawn = mask_spans(tokens, cfg, ids, rng, self.pmf)
             order = rng.permutation(len(spans)).tolist()
@@ -276,17 +325,20 @@ class BlankCollator:
         spans = sample_spans([gen_len], start, length, rng)
         return make_block_data(tokens, spans, [0], ids.gmask, ids), 0
 
-    def __call__(self, windows: list[np.ndarray], sample_ids: list[int]) -> dict:
+    def __call__(self, windows: list[np.ndarray], sample_ids: list[int],
+                 mode: int | None = None) -> dict:
+        """`mode`: force one (evaluation covers every mode); None draws it (A1.1)."""
         import torch
 
-        mode = self.mode(sample_ids[0])
+        mode = self.mode(sample_ids[0]) if mode is None else mode
+        windows, keys = self.split(list(windows), list(sample_ids))
         lens = [len(w) for w in windows]
-        rng = _seeded(self.seed, sample_ids[0], 0x6E11)
+        rng = _seeded(self.seed, (sample_ids[0],), 0x6E11)
         low = int(self.cfg.gpt_min_ratio * min(lens))
         max_gen = int(rng.integers(low, max(low, max(lens) - 2) + 1))
         samples, redrawn = [], 0
-        for window, sid in zip(windows, sample_ids):
-            sample, r = self.sample(np.asarray(window, dtype=np.int64), sid, mode, max_gen)
+        for window, key in zip(windows, keys):
+            sample, r = self.sample(np.asarray(window, dtype=np.int64), key, mode, max_gen)
             samples.append(sample)
             redrawn += r
         width = max(len(s.input_ids) for s in samples)

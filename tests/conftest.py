@@ -146,3 +146,25 @@ def tiny_veco_data(tmp_path_factory) -> Path:
         build_parallel(lines[src], lines["eng"], lang, "en", tokenizer,
                        root / "parallel" / f"{lang}-en", max_len=30)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_glm_data(tmp_path_factory) -> Path:
+    """mGLM data built by the real data_prep commands from the shared Tatoeba samples: ROOT with
+    `tokenizer/` (`train-tokenizer --layout glm`, 600 pieces) and `corpus/{de,en}` (documents of
+    6 consecutive sentences: 40 per language)."""
+    from data_prep.corpus import build_corpus
+    from data_prep.tokenizer import train_tokenizer
+    from paths import SHARED_DATA
+
+    parallel = SHARED_DATA / "parallel"
+    root = tmp_path_factory.mktemp("glm")
+    files = [parallel / f"tatoeba.deu-eng.{side}" for side in ("deu", "eng")]
+    tokenizer = train_tokenizer(files, 600, root / "tokenizer", num_threads=1, layout="glm")
+    for lang, side in (("de", "deu"), ("en", "eng")):
+        lines = (parallel / f"tatoeba.deu-eng.{side}").read_text(encoding="utf-8").splitlines()
+        text = root / f"{lang}.txt"
+        text.write_text("\n\n".join("\n".join(lines[i:i + 6]) for i in range(0, 240, 6))
+                        + "\n", encoding="utf-8")
+        build_corpus([text], lang, tokenizer, root / "corpus" / lang, max_seq_len=512)
+    return root

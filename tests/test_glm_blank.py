@@ -128,3 +128,40 @@ def test_too_short_sample_is_redrawn_not_dropped():
     windows = [np.array([CLS, 1, 2, 3, IDS.eos]), np.array([CLS] + list(range(1, 30)))]
     batch = coll(windows, [0, 1])
     assert batch["input_ids"].shape[0] == 2 and float(batch["redrawn"]) >= 1
+
+
+def test_short_seq_batches_are_cut_into_cls_prefixed_sentence_windows():
+    """short_seq_prob (A1.10): the whole batch becomes (max_seq_len - 1) // target windows per
+    sample, each [CLS] + a contiguous stretch of the body starting after a sentence end."""
+    from pretrain.glm_blank import short_windows
+
+    sentence_end = np.zeros(128, dtype=bool)
+    sentence_end[50] = True
+    rng = np.random.default_rng(3)
+    body = rng.integers(1, 50, size=300)
+    body[9::10] = 50  # a sentence end every 10 tokens
+    tokens = np.concatenate([[CLS], body])
+    pieces = short_windows(tokens, 40, 3, IDS, sentence_end, np.random.default_rng(0))
+    assert len(pieces) == 3
+    text = "," + ",".join(map(str, body.tolist())) + ","
+    for piece in pieces:
+        assert piece[0] == CLS and 20 <= len(piece) - 1 <= 40
+        assert "," + ",".join(map(str, piece[1:].tolist())) + "," in text  # contiguous
+        start = text.index("," + ",".join(map(str, piece[1:].tolist())) + ",")
+        assert start == 0 or body[text[:start].count(",") - 1] == 50  # after a sentence end
+        assert piece[-1] == 50  # ends at a sentence end
+    always = _collator(short_seq_prob=1.0, max_seq_len=64)
+    never = _collator(short_seq_prob=0.0, max_seq_len=64)
+    windows = [np.concatenate([[CLS], body[:63]]) for _ in range(2)]
+    cut, whole = always(windows, [5, 6]), never(windows, [5, 6])
+    assert whole["input_ids"].shape[0] == 2
+    assert cut["input_ids"].shape[0] == 2 * (63 // 32) and int(cut["lengths"].max()) < \
+        int(whole["lengths"].max())
+    again = always(windows, [5, 6])
+    assert all(torch_equal(cut[k], again[k]) for k in cut)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

@@ -81,7 +81,8 @@ def test_parts_modes_and_learning(mglm_runs):
     seen = set()
     for r in records:
         assert math.isfinite(r["blank_loss"]) and 0 <= r["blank_acc"] <= 1
-        assert r["loss"] == pytest.approx(r["blank_loss"], rel=1e-4)  # token mean over Part B
+        # loss averages the micro-batches' Part-B token means; blank_loss is the step's
+        assert r["loss"] == pytest.approx(r["blank_loss"], rel=0.05)
         modes = {m for m in ("mask", "smask", "gmask") if f"{m}_loss" in r}
         assert modes, r
         seen |= modes
@@ -101,11 +102,11 @@ def test_zero_stages_and_precisions(tiny_glm_data, tmp_path, stage, precision):
     run(train_command(0, mglm_args(
         tiny_glm_data, run_dir, "train.train_steps=2", "train.save_every=2", "train.eval_every=0",
         f"train.zero_stage={stage}", f"train.precision={precision}",
-        "train.global_batch_size=4")))
+        "train.global_batch_size=4") + ["--peak-tflops", "10"]))
     records = train_records(run_dir)
     assert [r["step"] for r in records] == [1, 2]
     assert all(math.isfinite(r["loss"]) for r in records), records
-    assert records[-1]["mfu"] >= 0
+    assert 0 < records[-1]["mfu"] < 1  # with this model's FLOPs per token
 
 
 def test_export_of_a_checkpoint_fills_blanks(mglm_runs, tmp_path):
