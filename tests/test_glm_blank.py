@@ -110,6 +110,8 @@ def test_collator_modes_layout_and_determinism():
         again = coll(windows, ids)
         assert all(torch.equal(batch[key], again[key]) for key in batch)
         modes.append(int(batch["mode"][0]))
+        # both position rows stay below the model's max_seq_len + 1 table rows
+        assert int(batch["position_ids"].max()) <= max(len(w) for w in windows)
         for i in range(4):
             n, sep = int(batch["lengths"][i]), int(batch["sep"][i])
             inp, pos = batch["input_ids"][i], batch["position_ids"][i]

@@ -123,6 +123,6 @@ def test_bad_folders_fail_before_any_worker(tiny_glm_data, tiny_veco_data, tmp_p
             (["mglm.eval_documents=40"], "not more than mglm.eval_documents=40"),
             (["mglm.bert_prob=0.8"], "> 1"),
             (["mglm.attention=fast"], "mglm.attention must be one of"),
-            (["data.max_seq_len=128"], "max_position_embeddings=64 < data.max_seq_len=128")):
+            (["data.max_seq_len=65"], "max_position_embeddings=65 <= data.max_seq_len=65")):
         with pytest.raises(ConfigError, match=message):
             check(*sets)

@@ -75,10 +75,11 @@ class MglmObjective(Objective):
             _check(hf.get("model_type") == MODEL_TYPE, f"model.init_from: {m.init_from} holds "
                    f"a {hf.get('model_type')!r} model, not {MODEL_TYPE!r}")
             positions = int(hf.get("max_position_embeddings", 0))
-        _check(positions >= cfg.data.max_seq_len,
-               f"model max_position_embeddings={positions} < data.max_seq_len="
-               f"{cfg.data.max_seq_len}: GLM's position and block-position tables need one row "
-               f"per window position")
+        _check(positions > cfg.data.max_seq_len,
+               f"model max_position_embeddings={positions} <= data.max_seq_len="
+               f"{cfg.data.max_seq_len}: positions run to max_seq_len - 1 and block positions "
+               f"to max_seq_len (a span of the whole window + [sop]), so both tables need "
+               f"max_seq_len + 1 rows (the reference: 1025 for 512)")
 
     # ------------------------------------------------------------ data
     def load_data(self):
