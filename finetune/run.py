@@ -10,6 +10,8 @@ or fine-tune VECO's encoder-decoder export for translation.
         --eval en=pawsx/test-en.tsv --eval de=pawsx/test-de.tsv --out DIR
     python -m finetune.run --task translation --model VECO_SEQ2SEQ_DIR --train-src train.de \\
         --train-tgt train.en --eval-src test.de --eval-tgt test.en --out DIR
+    python -m finetune.run --task pair --model GLM_DIR --train xnli/train-en.tsv \\
+        --eval en=xnli/test-en.tsv --eval de=xnli/test-de.tsv --out DIR            # GLM PET
 
 Tasks: `eqa` (SQuAD-format JSON: SQuAD → XQuAD / MLQA, TyDiQA-GoldP), `ner` (WikiAnn / CoNLL),
 `absa` (SemEval-16 in XABSA format), `pair` (PAWS-X or XNLI TSV; which one is read from the
@@ -30,6 +32,10 @@ stock XLM-R folder; `--form plug-in` (`finetune.plugin`, pair tasks) feeds every
 row-aligned translation in `--pair-lang` through both streams of a `plug_in_model` folder, with
 VECO's XNLI defaults; `--task translation` (`finetune.seq2seq`) fine-tunes a `seq2seq_model`
 folder on line-aligned text and prints sacreBLEU next to the copy-source baseline.
+mGLM (spec mGLM.md A4): `--form glm`, chosen by itself for a GLM folder (config.json model_type
+"xpretrain-glm"), fine-tunes pair tasks as PET cloze questions (`finetune.glm_prompt`: the
+reference's patterns and verbalizers, `--scoring`, `--verbalizers`) and eqa as blank filling
+(`finetune.glm_qa`: `--qa-prompt`, decoded by `pretrain.generate`), with mGLM's defaults.
 Defaults per dataset (`TASK_DEFAULTS`) are the reference's mPMR-large scripts (*-large.sh);
 `--batch-size` is the whole batch of one optimizer step, i.e. their per-GPU batch × the 4 GPUs
 they ran (ABSA: 1 GPU), counted in features (windows / label queries; standard form: windows)
@@ -58,6 +64,9 @@ from finetune.tasks import TASKS
 
 PLUG_IN = "plug-in"  # finetune.plugin.PlugInForm, imported when used (it imports torch)
 TRANSLATION = "translation"  # finetune.seq2seq
+GLM = "glm"  # finetune.glm_prompt.GlmForm (PET pairs) / finetune.glm_qa (generative eqa)
+GLM_TASKS = ("pair", "eqa")
+_GLM_OPTIONS = ("scoring", "verbalizers", "qa_prompt")
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EXPLAIN_MODES = ("paper", "reference")
@@ -200,6 +209,10 @@ def resolve_settings(args: argparse.Namespace, kind: str) -> dict:
         from finetune.plugin import DEFAULTS
 
         settings = dict(DEFAULTS)
+    elif args.form == GLM:
+        from finetune.glm_prompt import defaults
+
+        settings = defaults(args.task, kind)
     else:
         settings = {**COMMON_DEFAULTS, **TASK_DEFAULTS[kind]}
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
@@ -236,7 +249,8 @@ def run(args: argparse.Namespace) -> dict:
 
     transformers.utils.logging.disable_progress_bar()
     model, tokenizer = form.load()
-    limit = train_loop.max_positions(model)
+    limit = (form.max_positions(model) if hasattr(form, "max_positions")
+             else train_loop.max_positions(model))
     if settings["max_seq_len"] > limit:
         warn(f"--max-seq-len {settings['max_seq_len']} exceeds the model's {limit} positions; "
              f"using {limit}")
@@ -257,8 +271,11 @@ def run(args: argparse.Namespace) -> dict:
 
         history, facts = form.train(model, tokenizer, train_records, train_inputs, device,
                                     precision, log)
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    if hasattr(form, "save"):
+        form.save(model, tokenizer, out / "model")
+    else:
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
 
     scores: dict[str, dict] = {}
     norms: dict[str, str] = {}
@@ -302,6 +319,10 @@ def _form_class(name: str):
         from finetune.plugin import PlugInForm
 
         return PlugInForm
+    if name == GLM:
+        from finetune.glm_prompt import GlmForm
+
+        return GlmForm
     return FORMS[name]
 
 
@@ -345,12 +366,17 @@ def _defaults_help() -> str:
     rows = [f"  {kind}: " + ", ".join(f"{k.replace('_', '-')} {show(v)}" for k, v in values.items())
             for kind, values in TASK_DEFAULTS.items()]
     common = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in COMMON_DEFAULTS.items())
-    from finetune import plugin, seq2seq
+    from finetune import glm_prompt, glm_qa, plugin, seq2seq
 
     veco = {f"--form {PLUG_IN} (VECO NLU/scripts/train_xnli.sh, run_classify.py defaults)":
             plugin.DEFAULTS,
             f"--task {TRANSLATION} (VECO NLG/finetune-wmt14en2de.sh; batch, epochs, length ours)":
-            seq2seq.DEFAULTS}
+            seq2seq.DEFAULTS,
+            f"--form {GLM} pair (mGLM PET, spec A4.3; seed ours), xnli":
+            glm_prompt.DEFAULTS["xnli"],
+            f"--form {GLM} pair, pawsx": glm_prompt.DEFAULTS["pawsx"],
+            f"--form {GLM} eqa (mGLM seq_mlqa.sh + squad JSON, spec A4.4; max-seq-len = source)":
+            glm_qa.DEFAULTS}
     return ("defaults per dataset, --form mrc and standard = the mPMR-large scripts of "
             f"github.com/DAMO-NLP-SG/PMR (*-large.sh; batch = per-GPU batch x {REFERENCE_GPUS} "
             "GPUs, ABSA 1 GPU; pair batches count pairs);\n"
@@ -379,11 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="[mlqa:]LANG=FILE", help="evaluation file of one language "
                         "(repeat); mlqa:LANG scores with MLQA's normalisation of LANG")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--form", choices=[*FORMS, PLUG_IN],
+    parser.add_argument("--form", choices=[*FORMS, PLUG_IN, GLM],
                         help="mrc (default): every task as MRC queries to the span extractor "
                         "(mPMR); standard: stock transformers heads (the XLM-R baseline; VECO "
                         "plug-out); plug-in: VECO's two streams on each pair task example and its "
-                        "translation (--pair-lang, --pair-train). Not for --task translation")
+                        "translation (--pair-lang, --pair-train); glm: mGLM's PET / generative "
+                        "QA (the default for a GLM folder). Not for --task translation")
     tuned = parser.add_argument_group("hyper-parameters", _defaults_help())
     tuned.add_argument("--epochs", type=float)
     tuned.add_argument("--lr", type=float)
@@ -412,6 +439,19 @@ def build_parser() -> argparse.ArgumentParser:
     plug_in.add_argument("--pair-lang", help="language of the translations paired with the "
                          "examples (required: plug-in has no zero-shot use)")
     plug_in.add_argument("--pair-train", help="--train translated into --pair-lang, row-aligned")
+    glm = parser.add_argument_group(
+        "glm form", "a GLM folder (pretrain.hf_glm + GLM tokenizer); --num-beams, "
+        "--label-smoothing and --max-grad-norm apply too (eqa decoding and loss)")
+    glm.add_argument("--scoring", choices=("single", "multi"),
+                     help="pair: single (default, the reference's) = logits of the label words at "
+                     "[sop]; multi = summed log-probs of each verbalizer's tokens + [eop]")
+    glm.add_argument("--verbalizers", choices=("en", "eval"),
+                     help="pair: en (default, the reference's English words everywhere) or eval = "
+                     "our per-language words for each --eval language where we have them "
+                     "(mostly several tokens: --scoring multi)")
+    glm.add_argument("--qa-prompt", choices=("auto", "mlqa", "squad"),
+                     help="eqa: mlqa = '[CLS] context . Question: q Answer: [sMASK]', squad = "
+                     "'[CLS] q [sMASK] . context'; auto (default): squad for tydiqa, else mlqa")
     translation = parser.add_argument_group(
         "translation", "line-aligned text files, one sentence a line")
     for side in ("train", "eval"):
@@ -456,7 +496,9 @@ _TRANSLATION_FILES = ("train_src", "train_tgt", "eval_src", "eval_tgt")
 _TRANSLATION_ONLY = ("label_smoothing", "max_grad_norm", "src_lang", "tgt_lang", "num_beams",
                      "bleu_tokenize", *_TRANSLATION_FILES)
 _NOT_FOR_TRANSLATION = ("train", "eval", "form", "doc_stride", "max_query_tokens",
-                        "max_answer_tokens", "query_lang", "explain", "pair_lang", "pair_train")
+                        "max_answer_tokens", "query_lang", "explain", "pair_lang", "pair_train",
+                        *_GLM_OPTIONS)
+_ALSO_FOR_GLM = ("label_smoothing", "max_grad_norm", "num_beams")
 
 
 def _option(dest: str) -> str:
@@ -495,6 +537,27 @@ def _check_plug_in(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
                          "longest_first; there are no queries)")
 
 
+def _check_glm(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.task not in GLM_TASKS:
+        parser.error(f"--form {GLM} fine-tunes --task {' or '.join(GLM_TASKS)} (mGLM's PET and "
+                     f"generative QA), not --task {args.task}")
+    for option, value in (("--explain", args.explain), ("--query-lang", args.query_lang),
+                          ("--doc-stride", args.doc_stride),
+                          ("--max-query-tokens", args.max_query_tokens)):
+        if value is not None:
+            parser.error(f"{option} does not apply to --form {GLM} (cloze / blank-filling "
+                         "inputs, cut as the reference cuts them)")
+    if args.task == "pair" and (args.qa_prompt or args.num_beams or args.label_smoothing
+                                is not None):
+        parser.error("--qa-prompt / --num-beams / --label-smoothing apply to --task eqa only")
+    if args.task == "eqa" and (args.scoring or args.verbalizers):
+        parser.error("--scoring / --verbalizers apply to --task pair only")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        parser.error("--label-smoothing must be in [0, 1)")
+    if args.num_beams is not None and args.num_beams < 1:
+        parser.error("--num-beams must be positive")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -503,12 +566,20 @@ def main(argv: list[str] | None = None) -> int:
         from finetune import seq2seq
 
         return _guarded(seq2seq.run, args)
+    if args.form is None and Path(args.model, "config.json").is_file():
+        from finetune.glm_prompt import is_glm_folder
+
+        args.form = GLM if is_glm_folder(args.model) else None
     for dest in _TRANSLATION_ONLY:
-        if getattr(args, dest) is not None:
+        if getattr(args, dest) is not None and not (args.form == GLM and dest in _ALSO_FOR_GLM):
             parser.error(f"{_option(dest)} applies to --task {TRANSLATION} only")
     if args.train is None:
         parser.error("the following arguments are required: --train")
     args.form = args.form or "mrc"
+    if args.form == GLM:
+        _check_glm(parser, args)
+    elif any(getattr(args, dest) is not None for dest in _GLM_OPTIONS):
+        parser.error(f"--scoring / --verbalizers / --qa-prompt apply to --form {GLM} only")
     if args.form == PLUG_IN:
         _check_plug_in(parser, args)
     elif args.pair_lang is not None or args.pair_train is not None:
