@@ -28,9 +28,8 @@ MLQA, TyDiQA-GoldP; a GLM folder picks `--form glm` by itself).
 
 Defaults (`DEFAULTS`): M:config_tasks/seq_mlqa.sh TRAIN_ARGS (linear decay, warmup 0, ε 0.1,
 10 epochs, src 512 / tgt 64) and M:config_tasks/config_blocklm_large_squad.json (lr 1e-5, weight
-decay 0.01 — the JSON overrides the script's 0 —, micro-batch 2 × 8 GPUs, clipping 1.0). Its Adam
-betas (0.9, 0.95) are not ours: `train_loop.train` uses AdamW's (0.9, 0.999). Never imports
-DeepSpeed.
+decay 0.01 — the JSON overrides the script's 0 —, Adam betas (0.9, 0.95), micro-batch 2 × 8 GPUs,
+clipping 1.0). Never imports DeepSpeed.
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ PROMPTS = ("auto", "mlqa", "squad")
 DEFAULTS = {"lr": 1e-5, "epochs": 10.0, "batch_size": 2 * 8, "max_seq_len": 512,
             "tgt_seq_len": 64, "warmup_ratio": 0.0, "weight_decay": 0.01, "max_grad_norm": 1.0,
             "label_smoothing": 0.1, "num_beams": 5, "length_penalty": 0.0, "seed": 42,
-            "dropout": 0.1, "doc_stride": None, "max_query_tokens": None}
+            "dropout": 0.1, "doc_stride": None, "max_query_tokens": None,
+            "adam_betas": (0.9, 0.95)}
 
 
 @dataclass

@@ -361,6 +361,8 @@ def _doc_stride(value: str) -> int | str:
 
 def _defaults_help() -> str:
     def show(value) -> str:
+        if isinstance(value, tuple):
+            return "/".join(f"{v:g}" for v in value)
         return "none" if value is None else f"{value:g}"
 
     rows = [f"  {kind}: " + ", ".join(f"{k.replace('_', '-')} {show(v)}" for k, v in values.items())

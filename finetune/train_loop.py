@@ -67,6 +67,7 @@ class TrainOptions:
     weight_decay: float = 0.0
     """AdamW decay on weight matrices (biases and LayerNorm never decay)."""
     adam_eps: float = 1e-8
+    adam_betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (≤ 0: no clipping)."""
     seed: int = 42
@@ -85,6 +86,8 @@ class TrainOptions:
                       log_every=int(settings.get("log_every") or 10))
         if settings.get("max_grad_norm") is not None:
             values["max_grad_norm"] = settings["max_grad_norm"]
+        if settings.get("adam_betas") is not None:
+            values["adam_betas"] = tuple(settings["adam_betas"])
         return cls(**{**values, **overrides})
 
 
@@ -253,7 +256,7 @@ def train(model, items: Sequence[Item], options: TrainOptions, *,
 
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, options.weight_decay), lr=options.lr,
-                                  eps=options.adam_eps)
+                                  eps=options.adam_eps, betas=options.adam_betas)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     records: list[dict] = []

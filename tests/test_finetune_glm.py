@@ -406,3 +406,14 @@ def test_prompt_and_verbalizer_choices():
     assert form.inputs([], "x.tsv", "de", "de")[1] == {"0": " Nein", "1": " Ja"}
     assert form.inputs([], "x.tsv", "sw", "sw")[1] == glm_prompt.VERBALIZERS["pawsx"]
     assert form.settings["verbalizer_langs"] == {"de": "de", "sw": "en"}
+
+
+def test_qa_defaults_reach_the_optimizer_with_the_references_betas():
+    """config_blocklm_large_squad.json's Adam betas (0.9, 0.95) (spec A4.4), not AdamW's."""
+    from finetune import glm_qa
+    from finetune.train_loop import TrainOptions
+
+    options = TrainOptions.from_settings(dict(glm_qa.DEFAULTS))
+    assert options.adam_betas == (0.9, 0.95) and options.lr == 1e-5
+    assert TrainOptions.from_settings({**glm_qa.DEFAULTS, "adam_betas": None}).adam_betas == \
+        (0.9, 0.999)
