@@ -66,11 +66,12 @@ _FLEX: list = []
 
 
 def _compiled_flex():
-    """FlexAttention compiled once per process (uncompiled it runs an unfused reference)."""
+    """FlexAttention compiled once per process (uncompiled it runs an unfused reference);
+    dynamic shapes, since the batch width changes from batch to batch."""
     if not _FLEX:
         from torch.nn.attention.flex_attention import flex_attention
 
-        _FLEX.append(torch.compile(flex_attention, dynamic=False))
+        _FLEX.append(torch.compile(flex_attention, dynamic=True))
     return _FLEX[0]
 
 
