@@ -31,6 +31,7 @@ bench: $(STAMP)
 	@if [ -f bench/train_step.py ]; then $(PY) bench/train_step.py; fi
 	$(PY) bench/veco_step.py
 	$(PY) bench/veco_ablation.py
+	$(PY) bench/mglm_step.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

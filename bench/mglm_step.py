@@ -84,7 +84,7 @@ SIZES = {
 
 def fake_tokenizer(pieces: int) -> dict:
     """The manifest block of a GLM tokenizer with `pieces` SentencePiece ids (command tokens at
-    N+k, docs_glm_interfaces.md; A2.2); every 16th piece counts as a sentence end."""
+    N+k, spec mGLM.md A2.2); every 16th piece counts as a sentence end."""
     n = pieces
     return {"name_or_path": "bench-fake-glm", "fingerprint": "bench", "layout": "glm",
             "vocab_size": n + 11, "padded_vocab_size": math.ceil((n + 11) / 128) * 128,
