@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
     steps = [batches[i % 3] for i in range(args.steps)]
     tokens = sum(int(b["lengths"].sum()) for b in steps)  # real tokens per round
     mean_len = round(tokens / sum(len(b["lengths"]) for b in steps))
-    flops = flops_per_token(model, mean_len)
+    share = sum(float(b["loss_mask"].sum()) for b in steps) / tokens  # Part-B targets
+    flops = flops_per_token(model, mean_len, share)
     peak = peak_flops(dtype_name, args.peak_tflops) if device.type == "cuda" or \
         args.peak_tflops else 0.0  # the table is for GPUs: a CPU run on a GPU host has none
     losses = eval_losses(model, batches[0], kinds, amp)

@@ -163,6 +163,20 @@ class GlmForBlankInfilling(PreTrainedModel):
     def forward(self, input_ids: Tensor, position_ids: Tensor, sep: Tensor | None = None,
                 attention_mask: Tensor | None = None, past_key_values: list | None = None,
                 use_cache: bool = False) -> GlmOutput:
+        hidden, presents = self.hidden_states(input_ids, position_ids, sep, attention_mask,
+                                              past_key_values)
+        return GlmOutput(logits=self.logits(hidden),
+                         past_key_values=presents if use_cache else None)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """fp32 logits of final hidden states [..., h] (tied to the word embeddings)."""
+        return F.linear(hidden, self.word_embeddings.weight).float()
+
+    def hidden_states(self, input_ids: Tensor, position_ids: Tensor, sep: Tensor | None = None,
+                      attention_mask: Tensor | None = None, past_key_values: list | None = None
+                      ) -> tuple[Tensor, list]:
+        """Final-LayerNorm hidden states [B, S, h] and each layer's (key, value) cache; the
+        arguments as `forward`'s."""
         b, s = input_ids.shape
         x = (self.word_embeddings(input_ids) + self.position_embeddings(position_ids[:, 0])
              + self.block_position_embeddings(position_ids[:, 1]))
@@ -189,8 +203,7 @@ class GlmForBlankInfilling(PreTrainedModel):
         for i, layer in enumerate(self.layers):
             x, present = layer(x, mask, kind, past_key_values[i] if past_key_values else None)
             presents.append(present)
-        logits = F.linear(self.final_layernorm(x), self.word_embeddings.weight).float()
-        return GlmOutput(logits=logits, past_key_values=presents if use_cache else None)
+        return self.final_layernorm(x), presents
 
 
 GlmConfig.register_for_auto_class("AutoConfig")

@@ -94,6 +94,8 @@ def test_training_loss_is_the_part_b_token_mean():
     assert stats[:, 1].tolist() == [7.0, 0.0, 4.0]  # targets per mode: 12-5 and 12-8
     assert torch.isclose(stats[:, 0].sum() / stats[:, 1].sum(), loss.double(), atol=1e-6)
     assert parts["label_counts"].sum() == 11
+    correct = (logits.argmax(-1) == labels)[loss_mask > 0].sum()  # Part-B-only projection
+    assert stats[:, 2].sum() == float(correct)
     groups = param_groups(model, 0.01)
     no_decay = {id(p) for p in groups[1]["params"]}
     for name, p in model.named_parameters():

@@ -118,8 +118,13 @@ class MglmObjective(Objective):
 
     # ------------------------------------------------------------ metrics
     def batch_counts(self, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
-        """Real tokens (Part A + Part B, padding excluded) and sequences."""
-        return batch["lengths"].sum(), int(batch["lengths"].shape[0])
+        """Real tokens (Part A + Part B, padding excluded) and sequences; also counts the
+        Part-B targets, whose share of the tokens `flops_per_token` needs."""
+        tokens = batch["lengths"].sum()
+        self._share = getattr(self, "_share", [0.0, 0.0])
+        self._share[0] += float(batch["loss_mask"].sum())
+        self._share[1] += float(tokens)
+        return tokens, int(batch["lengths"].shape[0])
 
     def num_part_sums(self) -> int:
         return len(MODES) * 3 + 1  # per mode (loss sum, targets, correct) + re-drawn samples
@@ -173,6 +178,10 @@ class MglmObjective(Objective):
                 f" ({modes})")
 
     def flops_per_token(self, model, mean_len: int) -> float:
+        """With the Part-B share of the tokens counted since the last call (the output
+        projection runs on those only)."""
         from pretrain.glm_model import flops_per_token
 
-        return flops_per_token(model, mean_len)
+        targets, tokens = getattr(self, "_share", [0.0, 0.0])
+        self._share = [0.0, 0.0]
+        return flops_per_token(model, mean_len, targets / tokens if tokens else 1.0)
