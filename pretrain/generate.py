@@ -22,6 +22,8 @@ Fixes of the reference's pitfalls (A3.1, A5), on purpose:
   * generation never emits command tokens other than the end tokens (no [MASK]/[sMASK]/[gMASK],
     [CLS], [sop], [dBLOCK], padded-vocabulary rows): a generated mask would be filled again by
     the next round and could loop;
+  * hypotheses are ranked by sum of log-probs / len ** length_penalty (len counts the end
+    token; HF's convention) instead of the reference's ((5 + len) / 6) ** length_penalty;
   * sampling draws from one seeded `torch.Generator` per input (`seed`, input index), so a run
     is reproducible and an input's sample does not depend on the batch it was packed into.
 
@@ -47,7 +49,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MASK_TOKENS = ("[MASK]", "[sMASK]", "[gMASK]")  # spec A2.2
 GENERATION_MASK = "[gMASK]"  # appended when the text has no mask (task-mask on, A3.1)
 #: command-token strings of a GLM tokenizer (data_prep.tokenizer, layout "glm"; spec A2.2)
 COMMAND_TOKENS = {"eos": "<|endoftext|>", "sep": "[SEP]", "cls": "[CLS]", "mask": "[MASK]",
@@ -461,12 +462,11 @@ def _sample(logprobs: Tensor, cfg: GenerationConfig, generator: torch.Generator)
 class _Stepper:
     """Runs the network for R rows, each decoding one blank of its own context.
 
-    Layout of row r (S = Lmax + 1 + t after t fed tokens): the context (L_r tokens, positions
-    0…L_r−1, block position 0), padding up to Lmax, then `[sop]` and the fed tokens (position =
-    the mask's, block positions 1, 2, …; A1.7). Key j is visible to query i iff j < L_r (the
-    whole real context: bidirectional prefix, A1.6) or Lmax <= j <= i <= … for decoded rows
-    (causal over the decoded part). Padding keys are never visible; padding queries see the
-    context (their outputs are unused).
+    Row r (S = Lmax + 1 + t after t fed tokens): its context (L_r tokens, positions 0…L_r−1,
+    block position 0), padding up to Lmax, then `[sop]` and the fed tokens (position = the
+    mask's, block positions 1, 2, …; A3.1, M:generate_samples.py:32-46). Query i sees key j iff
+    j < L_r (the real context, bidirectional, A1.6) or Lmax <= j <= i (causal over the decoded
+    part). Padding keys are never seen; padding queries' outputs are unused.
     """
 
     def __init__(self, model, contexts: list[list[int]], mask_pos: list[int], ids: GlmTokenIds,
@@ -549,18 +549,29 @@ def _reorder_cache(cache, parents: Tensor):
 
 
 def load_filler(model_dir: str | Path, *, device: str | torch.device = "cpu") -> BlankFiller:
-    """A `BlankFiller` for an exported GLM folder (config + weights + `hf_glm.py` remote code +
-    GLM tokenizer): `AutoModel.from_pretrained(dir, trust_remote_code=True)` + `AutoTokenizer`."""
+    """A `BlankFiller` for a saved GLM folder (`save_pretrained` of a `GlmForBlankInfilling` +
+    its GLM tokenizer, as `pretrain.glm_export` writes it). The network is built with this
+    repository's `pretrain.hf_glm` classes, so the folder's remote-code copy is never run."""
+    from transformers import PreTrainedTokenizerFast
+
+    from pretrain.hf_glm import MODEL_TYPE, GlmForBlankInfilling
+
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {folder}")
-    if not (folder / "config.json").is_file():
+    config_file = folder / "config.json"
+    if not config_file.is_file():
         raise FileNotFoundError(f"{folder} holds no config.json: pass a folder exported with "
-                                f"save_pretrained (model + tokenizer)")
-    from transformers import AutoModel, AutoTokenizer
-
-    model = AutoModel.from_pretrained(str(folder), trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                                f"`python -m pretrain.convert_to_hf` (model + tokenizer)")
+    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    if model_type != MODEL_TYPE:
+        raise ValueError(f"{folder} holds a {model_type!r} model, not a GLM ({MODEL_TYPE!r})")
+    if not (folder / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no tokenizer.json: save the GLM tokenizer "
+                                f"into the model folder")
+    model = GlmForBlankInfilling.from_pretrained(str(folder))
+    # not AutoTokenizer: it reads config.json's auto_map and asks on stdin about remote code
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
     return BlankFiller(model, tokenizer, device=device)
 
 
@@ -595,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute the whole sequence at each step (no KV cache)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     return parser
 
 
@@ -630,17 +641,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with open(args.input, encoding="utf-8") as f:
                 queries = read_queries(f, with_id=args.with_id)
-        filler = load_filler(args.model, device=args.device)
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: no CUDA device on this machine")
+        filler = load_filler(args.model, device=device)
         prepared = []
         for query_id, text in queries:
             try:
                 prepared.append(filler.prepare(text))
             except ValueError as err:
                 raise ValueError(f"input {query_id}: {err}") from None
-    except (OSError, ValueError) as err:
+        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: a bad --device string
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     try:
         chunk = strategy.batch_size * 4
         for start in range(0, len(queries), chunk):
