@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from finetune.forms import note
+from pretrain.glm_blank import GlmIds
 
 IGNORE = -100
 EVAL_BATCH_SIZE = 32
@@ -85,32 +86,6 @@ DEFAULTS = {"xnli": {**_PET_COMMON, "epochs": 10.0}, "pawsx": {**_PET_COMMON, "e
 
 
 # ---------------------------------------------------------------------------- sequences
-
-@dataclass(frozen=True)
-class GlmIds:
-    """Command-token ids of a GLM tokenizer (docs_glm_interfaces.md; spec A2.2)."""
-
-    cls: int
-    eos: int
-    mask: int
-    smask: int
-    sop: int
-    eop: int
-    pieces: int  # N: ids below are SentencePiece pieces, the command tokens start here
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> "GlmIds":
-        found = {}
-        for key, token in (("cls", "[CLS]"), ("eos", "<|endoftext|>"), ("mask", "[MASK]"),
-                           ("smask", "[sMASK]"), ("sop", "<|startofpiece|>"),
-                           ("eop", "<|endofpiece|>")):
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if token_id is None or token_id == tokenizer.unk_token_id:
-                raise ValueError(f"the tokenizer has no {token}: --form glm needs a GLM tokenizer "
-                                 "folder (`python -m data_prep train-tokenizer --layout glm`)")
-            found[key] = int(token_id)
-        return cls(**found, pieces=found["eos"])
-
 
 @dataclass(frozen=True)
 class GlmSequence:
@@ -220,7 +195,7 @@ def load_glm(path: str | Path, *, dropout: float | None = None):
         raise FileNotFoundError(f"--model {path}: no tokenizer.json — save the GLM tokenizer "
                                 "into the model folder")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
-    GlmIds.from_tokenizer(tokenizer)  # fails early on a non-GLM tokenizer
+    GlmIds.from_hf_tokenizer(tokenizer)  # fails early on a non-GLM tokenizer
     if model.config.vocab_size < len(tokenizer):
         raise ValueError(f"--model {path}: {len(tokenizer)} tokenizer ids but only "
                          f"{model.config.vocab_size} embeddings")
@@ -361,7 +336,7 @@ def encode_pair(kind: str, sentence1: str, sentence2: str, tokenizer, ids: GlmId
 def encode(kind: str, records: Sequence, tokenizer, *, max_seq_len: int, scoring: str,
            words: dict[str, str], labelled: bool = True) -> list[ClozeItem]:
     """`finetune.tasks.PairExample`s → items."""
-    ids = GlmIds.from_tokenizer(tokenizer)
+    ids = GlmIds.from_hf_tokenizer(tokenizer)
     answers = verbalizer_ids(kind, words, tokenizer, ids, scoring)
     label_index = {label: k for k, label in enumerate(LABELS[kind])}
     items = []
@@ -418,7 +393,7 @@ def fine_tune(model, tokenizer, items: Sequence[ClozeItem], settings: dict, *, d
 
     options = TrainOptions.from_settings(settings)
     torch.manual_seed(settings["seed"])  # dropout
-    pad_id = GlmIds.from_tokenizer(tokenizer).eos
+    pad_id = GlmIds.from_hf_tokenizer(tokenizer).eos
     return train(LossSideForward(model), items, options,
                  collate_fn=lambda chunk: collate(chunk, pad_id),
                  loss_fn=_loss_fn(model, device, precision), device=torch.device(device),
@@ -431,7 +406,7 @@ def predict_classes(model, tokenizer, items: Sequence[ClozeItem], *, device,
     """Argmax class of every item, in input order (batched by length)."""
     device = torch.device(device)
     model.to(device).eval()
-    pad_id = GlmIds.from_tokenizer(tokenizer).eos
+    pad_id = GlmIds.from_hf_tokenizer(tokenizer).eos
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     out = [0] * len(items)
     for first in range(0, len(order), batch_size):

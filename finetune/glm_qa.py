@@ -122,7 +122,7 @@ def target_ids(answer: str, tokenizer, ids: GlmIds, tgt_seq_len: int) -> list[in
 def encode(records: Sequence, tokenizer, settings: dict, *, labelled: bool) -> list[QAItem]:
     """`finetune.tasks.QAExample`s → items; labelled: the first gold answer is the target
     (records without one get no training sequence)."""
-    ids = GlmIds.from_tokenizer(tokenizer)
+    ids = GlmIds.from_hf_tokenizer(tokenizer)
     items = []
     for r in records:
         source, mask_index, cut = build_source(r.question, r.context, tokenizer, ids,
@@ -158,7 +158,7 @@ def fine_tune(model, tokenizer, items: Sequence[QAItem], settings: dict, *, devi
         raise ValueError("no training question has an answer")
     options = TrainOptions.from_settings(settings)
     torch.manual_seed(settings["seed"])  # dropout
-    pad_id = GlmIds.from_tokenizer(tokenizer).eos
+    pad_id = GlmIds.from_hf_tokenizer(tokenizer).eos
     epsilon = settings["label_smoothing"]
 
     def loss(_, batch):
@@ -185,7 +185,7 @@ def generate_answers(model, tokenizer, queries: Sequence[list[int]], *, num_beam
     if hasattr(filler, "fill_ids"):
         results = filler.fill_ids([list(q) for q in queries], strategy=strategy)
     else:
-        eos = GlmIds.from_tokenizer(tokenizer).eos
+        eos = GlmIds.from_hf_tokenizer(tokenizer).eos
         texts = [tokenizer.decode(q[1:-1] if q[-1] == eos else q[1:]) for q in queries]
         results = filler.fill(texts, strategy=strategy)
     return [r["blanks"][0]["text"].strip() if r.get("blanks") else "" for r in results]

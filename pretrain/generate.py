@@ -50,11 +50,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 GENERATION_MASK = "[gMASK]"  # appended when the text has no mask (task-mask on, A3.1)
-#: command-token strings of a GLM tokenizer (data_prep.tokenizer, layout "glm"; spec A2.2)
-COMMAND_TOKENS = {"eos": "<|endoftext|>", "sep": "[SEP]", "cls": "[CLS]", "mask": "[MASK]",
-                  "glm_unk": "[UNK]", "unused": "<|unused|>", "sop": "<|startofpiece|>",
-                  "eop": "<|endofpiece|>", "smask": "[sMASK]", "gmask": "[gMASK]",
-                  "dblock": "[dBLOCK]"}
 #: the model config's copies of the tokenizer ids, checked against the tokenizer when present
 _CONFIG_ID_NAMES = {"eos": ("eos_token_id", "pad_token_id"), "cls": ("cls_token_id",),
                     "mask": ("mask_token_id",), "smask": ("smask_token_id",),
@@ -133,26 +128,25 @@ class GlmTokenIds:
 
     @classmethod
     def from_tokenizer(cls, tokenizer, config=None) -> GlmTokenIds:
-        found = {}
-        for key, token in COMMAND_TOKENS.items():
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if token_id is None or token_id == tokenizer.unk_token_id:
-                if key in ("glm_unk", "unused", "sep", "dblock"):
-                    continue  # not needed to generate
-                raise ValueError(f"the tokenizer has no {token} token: is it a GLM tokenizer "
-                                 f"(`python -m data_prep train-tokenizer --layout glm`)?")
-            found[key] = int(token_id)
+        """ValueError unless `tokenizer` has GLM's layout and agrees with the model `config`'s
+        copies of the ids."""
+        from data_prep.tokenizer import GLM_TOKENS
+        from pretrain.glm_blank import GlmIds
+
+        ids = GlmIds.from_hf_tokenizer(tokenizer)
+        found = {"eos": ids.eos, "cls": ids.cls, "mask": ids.mask, "smask": ids.smask,
+                 "gmask": ids.gmask, "sop": ids.sop, "eop": ids.eop}
         for key, names in _CONFIG_ID_NAMES.items():
             for name in names:
                 value = getattr(config, name, None) if config is not None else None
                 if value is not None and int(value) != found[key]:
-                    raise ValueError(f"model config {name}={value} but the tokenizer's "
-                                     f"{COMMAND_TOKENS[key]} is {found[key]}: model and "
-                                     f"tokenizer do not belong together")
-        masks = (found["mask"], found["smask"], found["gmask"])
-        never = tuple(sorted({v for k, v in found.items() if k not in ("eos", "eop")}))
-        return cls(cls=found["cls"], eos=found["eos"], masks=masks, gmask=found["gmask"],
-                   sop=found["sop"], eop=found["eop"], vocab_size=len(tokenizer),
+                    raise ValueError(f"model config {name}={value} but the tokenizer's {key} "
+                                     f"token is {found[key]}: model and tokenizer do not belong "
+                                     f"together")
+        commands = range(ids.pieces, ids.pieces + len(GLM_TOKENS))  # contiguous (A2.2)
+        never = tuple(i for i in commands if i not in (ids.eos, ids.eop))
+        return cls(cls=ids.cls, eos=ids.eos, masks=(ids.mask, ids.smask, ids.gmask),
+                   gmask=ids.gmask, sop=ids.sop, eop=ids.eop, vocab_size=len(tokenizer),
                    never_generated=never)
 
 

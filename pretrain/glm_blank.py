@@ -32,12 +32,30 @@ class GlmIds:
     eop: int
     dblock: int
 
+    @property
+    def pieces(self) -> int:
+        """N: ids below are SentencePiece pieces, the command tokens are N .. N + 10 (A2.2)."""
+        return self.eos
+
     @classmethod
     def from_tokenizer(cls, tokenizer: dict) -> "GlmIds":
+        """From a manifest "tokenizer" block (`data_prep.tokenizer.tokenizer_info`)."""
         return cls(cls=tokenizer["cls_id"], eos=tokenizer["eos_id"], pad=tokenizer["pad_id"],
                    mask=tokenizer["mask_id"], smask=tokenizer["smask_id"],
                    gmask=tokenizer["gmask_id"], sop=tokenizer["sop_id"],
                    eop=tokenizer["eop_id"], dblock=tokenizer["dblock_id"])
+
+    @classmethod
+    def from_hf_tokenizer(cls, tokenizer) -> "GlmIds":
+        """From a loaded tokenizer; ValueError unless it has GLM's layout."""
+        from data_prep.tokenizer import tokenizer_info
+
+        info = tokenizer_info(tokenizer)
+        if info.get("layout") != "glm":
+            raise ValueError(f"{tokenizer.name_or_path} is not a GLM tokenizer (no GLM command "
+                             f"tokens); train one with `python -m data_prep train-tokenizer "
+                             f"--layout glm`")
+        return cls.from_tokenizer(info)
 
 
 def span_length_pmf(avg_block_length: float = 3.0, max_block_length: int = 40) -> np.ndarray:

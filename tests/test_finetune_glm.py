@@ -156,7 +156,7 @@ def test_reference_labels_verbalizers_and_pattern_texts():
 
 
 def test_single_token_layout_position_by_position(tokenizer):
-    ids = glm_prompt.GlmIds.from_tokenizer(tokenizer)
+    ids = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer)
     answers = glm_prompt.verbalizer_ids("xnli", glm_prompt.VERBALIZERS["xnli"], tokenizer, ids,
                                         "single")
     assert all(len(a) == 1 and a[0] < ids.pieces for a in answers)
@@ -179,7 +179,7 @@ def test_single_token_layout_position_by_position(tokenizer):
 
 
 def test_multi_token_layout_pawsx(tokenizer):
-    ids = glm_prompt.GlmIds.from_tokenizer(tokenizer)
+    ids = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer)
     answers = [[5, 6], [7]]  # two pieces, one piece
     seqs, _ = glm_prompt.encode_pair("pawsx", "The dog is in the park.", "The dog is in the "
                                      "garden.", tokenizer, ids, max_seq_len=96, answers=answers,
@@ -203,7 +203,7 @@ def test_truncation_as_the_reference(tokenizer):
     """M:tasks/superglue/pvp.py:343-361: cut the side (parts_a / parts_b) with more shortenable
     tokens, at the end of its last non-empty shortenable part. XNLI pattern 4 keeps both
     sentences in parts_a, so the hypothesis goes first; PAWS-X puts a in parts_b."""
-    ids = glm_prompt.GlmIds.from_tokenizer(tokenizer)
+    ids = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer)
     a, b = "the cat is in the house", "the dog is in the car"
     b_tokens = _enc(tokenizer, b)
     answers = glm_prompt.verbalizer_ids("xnli", glm_prompt.VERBALIZERS["xnli"], tokenizer, ids,
@@ -240,7 +240,7 @@ def test_truncation_as_the_reference(tokenizer):
 
 
 def test_verbalizer_checks(tokenizer):
-    ids = glm_prompt.GlmIds.from_tokenizer(tokenizer)
+    ids = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer)
     words = glm_prompt.LANG_VERBALIZERS["xnli"]["de"]
     with pytest.raises(ValueError, match="--scoring multi"):
         glm_prompt.verbalizer_ids("xnli", words, tokenizer, ids, "single")
@@ -313,7 +313,7 @@ def test_pet_multi_token_learns(glm_dir, data):
 # ---------------------------------------------------------------------------- generative QA
 
 def test_qa_prompts_and_target_layout(tokenizer):
-    ids = glm_prompt.GlmIds.from_tokenizer(tokenizer)
+    ids = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer)
     period = tokenizer.convert_tokens_to_ids(".")
     assert period != tokenizer.unk_token_id
     context, question = "The cat is in the house. It sleeps.", " Where is the cat? "
@@ -351,7 +351,7 @@ def test_qa_padding_is_invisible(glm_dir):
                          (("runs", 8),))]
     settings = {**glm_qa.DEFAULTS, "qa_prompt": "mlqa", "max_seq_len": 96, "tgt_seq_len": 8}
     items = glm_qa.encode(records, tokenizer, settings, labelled=True)
-    pad = glm_prompt.GlmIds.from_tokenizer(tokenizer).eos
+    pad = glm_prompt.GlmIds.from_hf_tokenizer(tokenizer).eos
     with torch.no_grad():
         both = glm_prompt.glm_logits(model, glm_qa.collate(items, pad), "cpu", "fp32")
         alone = glm_prompt.glm_logits(model, glm_qa.collate(items[:1], pad), "cpu", "fp32")
