@@ -188,7 +188,7 @@ else
     $PY -m data_prep corpus --input "$V/text/$lang.txt" --lang "$lang" --tokenizer "$G/tokenizer" \
       --out "$G/corpus/$lang" --max-seq-len 64
   done
-  GSTEPS=${DEMO_MGLM_STEPS:-200}
+  GSTEPS=${DEMO_MGLM_STEPS:-400}
   export RUN_DIR=$G/run DATA_DIR=$G/corpus/de,$G/corpus/en,$G/corpus/fr CONFIG=configs/tiny_mglm.yaml
   unset PARALLEL_DIR
   MGLM_SETS=(--set train.train_steps="$GSTEPS" --set train.eval_every=$((GSTEPS / 2))
@@ -225,6 +225,8 @@ import json, sys
 for line in open(sys.argv[1], encoding="utf-8"):
     r = json.loads(line)
     print(f"   {r['input']!r:32} -> {r['output']!r}")
+print("   (a 64-wide model after a minute of training: the fills show the path runs end to end;"
+      "\n    the held-out accuracy against its baseline above is what shows it learns)")
 PYEOF
 fi
 echo "== done: everything is under $OUT/"

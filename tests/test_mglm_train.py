@@ -122,7 +122,7 @@ def test_export_of_a_checkpoint_fills_blanks(mglm_runs, tmp_path):
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
     emb = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
     assert torch.equal(model.get_input_embeddings().weight, emb)
-    assert len(AutoTokenizer.from_pretrained(out)) <= emb.shape[0]
+    assert len(AutoTokenizer.from_pretrained(out, trust_remote_code=True)) <= emb.shape[0]
     filler = load_filler(out)
     results = filler.fill(["Tom is [MASK] today.", "Ich habe [MASK] gesehen."],
                           strategy=GenerationConfig(max_new_tokens=4))
