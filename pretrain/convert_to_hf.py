@@ -6,8 +6,9 @@
 
 VECO runs (`objective: veco`) take the same steps up to the weights, then `pretrain.veco_export`
 builds the chosen form (a stock XLMRobertaForMaskedLM, our VecoForMaskedLM with `hf_veco.py`, or
-a stock EncoderDecoderModel; `all` writes one subfolder per form). The rest of this docstring
-describes the mPMR form.
+a stock EncoderDecoderModel; `all` writes one subfolder per form). mGLM runs (`objective: mglm`)
+write one `pretrain.hf_glm.GlmForBlankInfilling` folder with `hf_glm.py` as remote code (see
+`pretrain.glm_export`). The rest of this docstring describes the mPMR form.
 
 Steps: pick the tag (`latest` = the newest *complete* checkpoint, see `pretrain.checkpoint`;
 a damaged one — files missing, truncated or failing their checksum — is skipped with a
@@ -313,8 +314,9 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
     except checkpoint.ResumeError as err:
         raise ConversionError(str(err)) from None
     cfg = run_config(tag_dir, state)
-    if cfg.objective == "mpmr" and form is not None:
-        raise ConversionError(f"--form {form} is for VECO runs; this is an mPMR run (one form)")
+    if cfg.objective != "veco" and form is not None:
+        raise ConversionError(f"--form {form} is for VECO runs; this is an {cfg.objective} run "
+                              f"(one form)")
     tok, manifest_tok = run_tokenizer(cfg, tokenizer)
     info = manifest_tok or tokenizer_info(tok)
     consolidated = consolidate(tag_dir, state.zero_stage)
@@ -332,6 +334,15 @@ def convert(checkpoint_arg: str | Path, out: str | Path, *, tag: str = "latest",
         models = {f: veco_export.export_model(net, f, cfg.veco.seq2seq_decoder_layers)
                   for f in forms}
         folders = {f: (out / f if form == "all" else out) for f in forms}
+    elif cfg.objective == "mglm":
+        from pretrain import glm_export
+
+        try:
+            net = glm_export.network_from_state(cfg.model, cfg.mglm, info, consolidated)
+        except glm_export.GlmExportError as err:
+            raise ConversionError(str(err)) from None
+        del consolidated
+        models, folders = {None: net}, {None: out}
     else:
         config = hf_config_for_run(cfg, info)
         if len(tok) > config.vocab_size:
