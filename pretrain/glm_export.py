@@ -105,20 +105,13 @@ def network_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _load(model: GlmForBlankInfilling, state: dict[str, Tensor]) -> GlmForBlankInfilling:
-    """model ← state, every tensor accounted for (tied keys may be absent), then eval mode."""
-    expected = model.state_dict()
-    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if wrong:
-        raise GlmExportError(f"{len(wrong)} tensors have another shape than the network rebuilt "
-                             f"from the run config, e.g. {'; '.join(wrong[:3])}")
-    result = model.load_state_dict(state, strict=False)
-    model.tie_weights()
-    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
-    missing = [k for k in result.missing_keys if k not in tied]
-    if missing or result.unexpected_keys:
-        raise GlmExportError(f"checkpoint and GLM network disagree: missing {missing[:5]}, "
-                             f"unexpected {result.unexpected_keys[:5]}")
+    """model ← state, every tensor accounted for (`convert_to_hf.load_into`), then eval mode."""
+    from pretrain.convert_to_hf import ConversionError, load_into
+
+    try:
+        load_into(model, state)
+    except ConversionError as err:
+        raise GlmExportError(str(err)) from None
     return model.eval()
 
 

@@ -205,3 +205,19 @@ def script_command(nproc: int, script: Path, *args: str) -> list[str]:
 
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+# The head of a `python -c` script that must run with our packages unimportable (an exported
+# folder has to load without them): probes (find_spec) see a module, importing it fails.
+BLOCK_OUR_PACKAGES = r"""import importlib.abc, importlib.machinery, json, sys
+OURS = {"pretrain", "finetune", "data_prep", "kernels"}
+class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in OURS:
+            return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        raise ImportError(f"{spec.name} must not be imported in this process")
+    def exec_module(self, module):
+        raise ImportError(module.__name__)
+sys.meta_path.insert(0, Blocker())
+"""

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from conftest import random_examples
-from dist_utils import ROOT, cpu_env, error_lines, flip_bytes, free_port, truncate
+from dist_utils import (BLOCK_OUR_PACKAGES, ROOT, cpu_env, error_lines, flip_bytes, free_port,
+                        truncate)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,19 +75,7 @@ distributed.finish(0)
 
 # Runs with our packages unimportable: the encoder through plain XLMRobertaModel, the whole
 # model through the folder's own code; prints the largest differences as JSON.
-CLEAN_LOAD = r"""
-import importlib.abc, importlib.machinery, json, sys
-OURS = {"pretrain", "finetune", "data_prep", "kernels"}
-class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    # Probes (find_spec) see a module; importing it fails.
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in OURS:
-            return importlib.machinery.ModuleSpec(name, self)
-    def create_module(self, spec):
-        raise ImportError(f"{spec.name} must not be imported in this process")
-    def exec_module(self, module):
-        raise ImportError(module.__name__)
-sys.meta_path.insert(0, Blocker())
+CLEAN_LOAD = BLOCK_OUR_PACKAGES + r"""
 import numpy as np, torch
 from transformers import AutoModel, XLMRobertaModel
 spec = json.loads(sys.argv[1])

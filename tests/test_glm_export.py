@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from data_prep.tokenizer import load_tokenizer, tokenizer_info, train_tokenizer
+from dist_utils import BLOCK_OUR_PACKAGES
 from paths import SHARED_DATA
 from pretrain import glm_export, hf_glm
 from pretrain.config import MglmConfig, ModelConfig
@@ -32,18 +33,7 @@ MODEL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size
 TRAIN_ATTENTION = "sdpa"  # the export must switch it to "auto"
 
 # Runs with pretrain / finetune / data_prep / kernels unimportable; prints a JSON report.
-CLEAN_LOAD = r"""
-import importlib.abc, importlib.machinery, json, sys
-OURS = {"pretrain", "finetune", "data_prep", "kernels"}
-class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in OURS:
-            return importlib.machinery.ModuleSpec(name, self)
-    def create_module(self, spec):
-        raise ImportError(f"{spec.name} must not be imported in this process")
-    def exec_module(self, module):
-        raise ImportError(module.__name__)
-sys.meta_path.insert(0, Blocker())
+CLEAN_LOAD = BLOCK_OUR_PACKAGES + r"""
 import torch
 from transformers import AutoModel, AutoTokenizer
 spec = json.loads(sys.argv[1])

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import EncoderDecoderModel, XLMRobertaForMaskedLM
 
+from dist_utils import BLOCK_OUR_PACKAGES
 from pretrain import hf_veco, veco_export
 from pretrain.hf_veco import VecoConfig, VecoForMaskedLM
 
@@ -24,18 +25,7 @@ LAYERS, HIDDEN, VOCAB, PAD = 3, 32, 100, 1
 
 # Runs with pretrain / finetune / data_prep / kernels unimportable: loads the two folders with
 # stock classes only and prints the largest differences to the saved expectations as JSON.
-CLEAN_LOAD = r"""
-import importlib.abc, importlib.machinery, json, sys
-OURS = {"pretrain", "finetune", "data_prep", "kernels"}
-class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in OURS:
-            return importlib.machinery.ModuleSpec(name, self)
-    def create_module(self, spec):
-        raise ImportError(f"{spec.name} must not be imported in this process")
-    def exec_module(self, module):
-        raise ImportError(module.__name__)
-sys.meta_path.insert(0, Blocker())
+CLEAN_LOAD = BLOCK_OUR_PACKAGES + r"""
 import torch
 from transformers import AutoModelForMaskedLM, XLMRobertaForMaskedLM, XLMRobertaModel
 spec = json.loads(sys.argv[1])
