@@ -188,7 +188,7 @@ else
     $PY -m data_prep corpus --input "$V/text/$lang.txt" --lang "$lang" --tokenizer "$G/tokenizer" \
       --out "$G/corpus/$lang" --max-seq-len 64
   done
-  GSTEPS=${DEMO_MGLM_STEPS:-400}
+  GSTEPS=${DEMO_MGLM_STEPS:-300}
   export RUN_DIR=$G/run DATA_DIR=$G/corpus/de,$G/corpus/en,$G/corpus/fr CONFIG=configs/tiny_mglm.yaml
   unset PARALLEL_DIR
   MGLM_SETS=(--set train.train_steps="$GSTEPS" --set train.eval_every=$((GSTEPS / 2))
