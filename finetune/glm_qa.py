@@ -175,19 +175,13 @@ def fine_tune(model, tokenizer, items: Sequence[QAItem], settings: dict, *, devi
 def generate_answers(model, tokenizer, queries: Sequence[list[int]], *, num_beams: int,
                      max_new_tokens: int, length_penalty: float, device="cpu") -> list[str]:
     """The text `pretrain.generate.BlankFiller` fills into each query's blank ("" when none).
-    The one place that calls the generation API: `fill_ids` takes our ids as they are (training
-    saw the same); without it, `fill` re-encodes the queries' text."""
+    `fill_ids` takes our ids as they are, the ids training saw."""
     from pretrain.generate import BlankFiller, GenerationConfig
 
     filler = BlankFiller(model, tokenizer, device=device)
     strategy = GenerationConfig(num_beams=num_beams, length_penalty=length_penalty,
                                 max_new_tokens=max_new_tokens)
-    if hasattr(filler, "fill_ids"):
-        results = filler.fill_ids([list(q) for q in queries], strategy=strategy)
-    else:
-        eos = GlmIds.from_hf_tokenizer(tokenizer).eos
-        texts = [tokenizer.decode(q[1:-1] if q[-1] == eos else q[1:]) for q in queries]
-        results = filler.fill(texts, strategy=strategy)
+    results = filler.fill_ids([list(q) for q in queries], strategy=strategy)
     return [r["blanks"][0]["text"].strip() if r.get("blanks") else "" for r in results]
 
 

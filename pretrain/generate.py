@@ -61,9 +61,10 @@ _CONFIG_ID_NAMES = {"eos": ("eos_token_id", "pad_token_id"), "cls": ("cls_token_
 class GenerationConfig:
     """How each blank is decoded. Lengths count the tokens of one blank, its end token included."""
 
-    max_new_tokens: int = 64
+    max_new_tokens: int = 256
     """most tokens generated per blank (end token included); a blank that reaches it is cut
-    (stop "length"). Also capped so the filled text fits the model's positions."""
+    (stop "length"). Also capped so the filled text fits the model's positions. 256 = the
+    reference's --out-seq-length default (M:arguments.py add_text_generate_args; spec A3.1)."""
     num_beams: int = 1
     """1 = greedy or sampling; >1 = deterministic beam search"""
     do_sample: bool = False

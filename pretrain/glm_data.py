@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from data_prep.format import FORMAT_VERSION, CorpusDataset, manifest_hash, read_
 from pretrain.config import ConfigError, RunConfig, check_same_tokenizer, data_folders
 from pretrain.data import BlendedSampler, _lang_seed, blend_weights, rank_positions, split_ids
 from pretrain.glm_blank import BlankCollator, BlankConfig, GlmIds
+from pretrain.veco_data import index_lengths
 
 TRAIN, EVAL = 0, 1
 # (split, language id, window number, sample number): sample number seeds the blanks
@@ -52,15 +53,6 @@ def _check(condition: bool, message: str) -> None:
 
 
 # ---------------------------------------------------------------------- packing
-
-def document_lengths(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(document_indices [D + 1], sequence_lengths [S]) of a corpus folder (copies)."""
-    dataset = CorpusDataset(folder)
-    if (folder / "corpus.bin").stat().st_size == 0:
-        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return (np.array(dataset.indexed.document_indices, dtype=np.int64),
-            np.array(dataset.indexed.sequence_lengths, dtype=np.int64))
-
 
 @dataclass
 class Packing:
@@ -98,14 +90,15 @@ class Packing:
 def window_tokens(pieces: list[tuple[int, int, int]], read_document, cls_id: int,
                   eos_id: int) -> np.ndarray:
     """The window's ids: the pieces of `[CLS] d [eos]`, with [CLS] in front unless the window
-    already starts with it. `read_document(d)` returns document d's ids."""
-    parts = []
+    already starts with it. `read_document(d, start, stop)` returns ids start … stop - 1 of
+    document d (so a long document is never read whole for one window)."""
+    parts = [] if pieces and pieces[0][1] == 0 else [np.array([cls_id], dtype=np.int64)]
     for doc, first, stop in pieces:
-        ids = np.asarray(read_document(doc), dtype=np.int64)
-        parts.append(np.concatenate([[cls_id], ids, [eos_id]])[first:stop])
-    if not pieces or pieces[0][1] != 0:
-        parts.insert(0, np.array([cls_id], dtype=np.int64))
-    return np.concatenate(parts)
+        body = read_document(doc, max(first - 1, 0), stop - 1)  # stream offset 0 = [CLS]
+        length_with_eos = stop - max(first, 1)  # body tokens + the eos if it is in the piece
+        parts.append(np.concatenate([[cls_id]] * (first == 0) + [body]
+                                    + [[eos_id]] * (len(body) < length_with_eos)))
+    return np.concatenate(parts).astype(np.int64)
 
 
 # ---------------------------------------------------------------------- info
@@ -171,7 +164,7 @@ def glm_data_info(cfg: RunConfig) -> GlmDataInfo:
     train, held_out = [], []
     for folder, manifest in found:
         lang = manifest["lang"]
-        doc_index, seq_lengths = document_lengths(folder)
+        doc_index, seq_lengths = index_lengths(CorpusDataset(folder))
         n_docs = len(doc_index) - 1
         _check(n_docs > count, f"data.paths: {folder} ({lang}) has {n_docs} documents, not more "
                f"than mglm.eval_documents={count}; lower mglm.eval_documents or add text")
@@ -210,12 +203,9 @@ def check_glm_data(cfg: RunConfig) -> None:
 # ---------------------------------------------------------------------- loading
 
 def blank_config(cfg: RunConfig) -> BlankConfig:
-    g = cfg.mglm
-    return BlankConfig(bert_prob=g.bert_prob, gap_sentence_prob=g.gap_sentence_prob,
-                       bert_ratio=g.bert_ratio, gap_sentence_ratio=g.gap_sentence_ratio,
-                       avg_block_length=g.avg_block_length, max_block_length=g.max_block_length,
-                       gpt_min_ratio=g.gpt_min_ratio, gpt_infill_prob=g.gpt_infill_prob,
-                       block_mask_prob=g.block_mask_prob, short_seq_prob=g.short_seq_prob,
+    """The collator's settings: `cfg.mglm`'s fields of the same names, and data.max_seq_len."""
+    names = {f.name for f in fields(BlankConfig)} & set(type(cfg.mglm).__dataclass_fields__)
+    return BlankConfig(**{n: getattr(cfg.mglm, n) for n in names},
                        max_seq_len=cfg.data.max_seq_len)
 
 
@@ -235,18 +225,27 @@ class GlmSource(Dataset):
         self.cls, self.eos = int(info.tokenizer["cls_id"]), int(info.tokenizer["eos_id"])
         self._datasets: list | None = None
 
-    def _document(self, lang: int, doc: int) -> np.ndarray:
+    def _document(self, lang: int, doc: int, start: int, stop: int) -> np.ndarray:
+        """Ids start … stop - 1 of document `doc` (clipped to its end): only the segments that
+        overlap the range are read."""
         if self._datasets is None:
             self._datasets = [CorpusDataset(f).indexed for f in self.folders]
         indexed = self._datasets[lang]
-        first, stop = indexed.document_indices[doc], indexed.document_indices[doc + 1]
-        return np.concatenate([np.asarray(indexed[int(s)], dtype=np.int64)
-                               for s in range(first, stop)])
+        first, last = indexed.document_indices[doc], indexed.document_indices[doc + 1]
+        ends = np.cumsum(indexed.sequence_lengths[first:last])
+        out, begin = [], 0
+        for segment, end in zip(range(first, last), ends.tolist()):
+            if end > start and begin < stop:
+                ids = np.asarray(indexed[int(segment)], dtype=np.int64)
+                out.append(ids[max(start - begin, 0):stop - begin])
+            begin = end
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def __getitem__(self, sample: Sample) -> tuple[int, np.ndarray]:
         split, lang, k, n = sample
         pieces = self.packings[split][lang].pieces(k)
-        return n, window_tokens(pieces, lambda d: self._document(lang, d), self.cls, self.eos)
+        return n, window_tokens(pieces, lambda d, a, b: self._document(lang, d, a, b), self.cls,
+                               self.eos)
 
     def __len__(self) -> int:
         return sum(len(p) for packings in self.packings for p in packings)

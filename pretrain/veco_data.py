@@ -131,7 +131,7 @@ def _manifests(cfg: RunConfig) -> tuple[list[tuple[Path, dict]], list[tuple[Path
     return corpus, parallel
 
 
-def _lengths(dataset) -> tuple[np.ndarray, np.ndarray]:
+def index_lengths(dataset) -> tuple[np.ndarray, np.ndarray]:
     """(document_indices [D + 1], sequence_lengths [S]) of a built folder, empty ones included
     (numpy cannot memory-map an empty .bin). Copies: views of the index die with `dataset`."""
     if (dataset.folder / f"{PREFIXES[dataset.kind]}.bin").stat().st_size == 0:
@@ -218,7 +218,7 @@ def veco_data_info(cfg: RunConfig) -> VecoDataInfo:
     mono_pairs, mono_train, mono_eval = [], [], []
     for folder, manifest in corpus:
         lang = manifest["lang"]
-        starts, offsets = adjacent_pairs(_lengths(CorpusDataset(folder))[0])
+        starts, offsets = adjacent_pairs(index_lengths(CorpusDataset(folder))[0])
         train, held = _held_out(
             offsets, v.eval_documents, seed, lang,
             f"data.paths: {folder} ({lang}) has {{groups}} documents with adjacent segments, not "
@@ -292,14 +292,14 @@ def check_veco_data(cfg: RunConfig) -> None:
                f"data.parallel_paths names no parallel folder; add some (python -m data_prep "
                f"parallel) or set veco.schedule=mono")
     for folder, manifest in corpus:
-        lengths = _lengths(CorpusDataset(folder))[1]
+        lengths = index_lengths(CorpusDataset(folder))[1]
         longest = int(lengths.max()) if len(lengths) else 0
         _check(longest + 2 <= d.max_seq_len,
                f"data.paths: {folder} ({manifest['lang']}) holds segments of up to {longest} "
                f"tokens, {longest + 2} with <s> and </s> > data.max_seq_len={d.max_seq_len}; "
                f"raise data.max_seq_len or rebuild it with --max-seq-len {d.max_seq_len}")
     for folder, manifest in parallel:
-        lengths = _lengths(ParallelDataset(folder))[1]
+        lengths = index_lengths(ParallelDataset(folder))[1]
         longest = int(lengths.max()) if len(lengths) else 0
         _check(longest + 2 <= v.bilingual_max_len,
                f"data.parallel_paths: {folder} ({manifest['lang']}) holds sentences of up to "

@@ -221,3 +221,18 @@ class Blocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         raise ImportError(module.__name__)
 sys.meta_path.insert(0, Blocker())
 """
+
+
+def config_args(config: Path, run_dir: Path, *sets: str) -> list[str]:
+    """`--config CONFIG --run-dir RUN_DIR` and each of `sets` as `--set KEY=VALUE`."""
+    args = ["--config", str(config), "--run-dir", str(run_dir)]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+def fp32_weights(run_dir: Path, step: int, zero_stage: int = 2):
+    """The consolidated fp32 weights of checkpoint `step` of a run."""
+    from pretrain.convert_to_hf import consolidate
+
+    return consolidate(run_dir / "checkpoints" / f"step_{step:06d}", zero_stage)

@@ -19,8 +19,7 @@ TINY_MGLM = ROOT / "configs" / "tiny_mglm.yaml"
 
 
 def _cfg(data, tmp_path, *sets):
-    folders = ",".join(str(p) for p in sorted((data / "corpus").iterdir()))
-    return load_config(TINY_MGLM, [f"data.paths=[{folders}]", f"run_dir={tmp_path}",
+    return load_config(TINY_MGLM, [f"data.paths=[{data / 'corpus'}]", f"run_dir={tmp_path}",
                                    "data.num_workers=0", *sets])
 
 
@@ -126,3 +125,22 @@ def test_bad_folders_fail_before_any_worker(tiny_glm_data, tiny_veco_data, tmp_p
             (["data.max_seq_len=65"], "max_position_embeddings=65 <= data.max_seq_len=65")):
         with pytest.raises(ConfigError, match=message):
             check(*sets)
+
+
+def test_collator_settings_come_from_the_run_config(tiny_glm_data, tmp_path):
+    """blank_config copies every cfg.mglm field the collator has; BlankConfig's own defaults (for
+    code that builds a collator without a run config) are the same mGLM-Large values."""
+    from dataclasses import asdict, fields
+
+    from pretrain.config import MglmConfig
+    from pretrain.glm_blank import BlankConfig
+    from pretrain.glm_data import blank_config
+
+    cfg = _cfg(tiny_glm_data, tmp_path, "mglm.bert_prob=0.4", "mglm.short_seq_prob=0.5")
+    blank = blank_config(cfg)
+    assert (blank.bert_prob, blank.short_seq_prob, blank.max_seq_len) == (0.4, 0.5, 64)
+    shared = {f.name for f in fields(BlankConfig)} & set(MglmConfig.__dataclass_fields__)
+    assert len(shared) == 10
+    defaults = MglmConfig()
+    assert {n: getattr(defaults, n) for n in shared} == \
+        {n: v for n, v in asdict(BlankConfig()).items() if n in shared}

@@ -11,8 +11,8 @@ import signal
 import pytest
 import torch
 
-from dist_utils import (ROOT, cpu_env, eval_records, run, start, train_command, train_records,
-                        wait_for_step)
+from dist_utils import (ROOT, config_args, cpu_env, eval_records, fp32_weights, run, start,
+                        train_command, train_records, wait_for_step)
 
 pytestmark = pytest.mark.timeout(600)
 TINY_MGLM = ROOT / "configs" / "tiny_mglm.yaml"
@@ -21,18 +21,7 @@ STEPS = ("train.train_steps=20", "train.save_every=10", "train.eval_every=10",
 
 
 def mglm_args(data, run_dir, *sets: str) -> list[str]:
-    folders = ",".join(str(p) for p in sorted((data / "corpus").iterdir()))
-    args = ["--config", str(TINY_MGLM), "--run-dir", str(run_dir),
-            "--set", f"data.paths=[{folders}]"]
-    for item in sets:
-        args += ["--set", item]
-    return args
-
-
-def fp32_weights(run_dir, step, zero_stage: int = 2):
-    from pretrain.convert_to_hf import consolidate
-
-    return consolidate(run_dir / "checkpoints" / f"step_{step:06d}", zero_stage)
+    return config_args(TINY_MGLM, run_dir, f"data.paths=[{data / 'corpus'}]", *sets)
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +32,10 @@ def mglm_runs(tiny_glm_data, tmp_path_factory):
     straight, resumed = base / "straight", base / "resumed"
     run(train_command(2, mglm_args(tiny_glm_data, straight, *STEPS)))
     # leg 1 through the launch script users run (pretrain.launcher → node launcher → ranks)
-    folders = ",".join(str(p) for p in sorted((tiny_glm_data / "corpus").iterdir()))
     sets = [x for item in STEPS for x in ("--set", item)]
     proc = start(["bash", str(ROOT / "launch_scripts" / "tiny_cpu.sh"), *sets], base / "leg1.log",
-                 env=cpu_env(CONFIG=str(TINY_MGLM), RUN_DIR=str(resumed), DATA_DIR=folders,
-                             XPRETRAIN_STEP_SLEEP_S="0.3"))
+                 env=cpu_env(CONFIG=str(TINY_MGLM), RUN_DIR=str(resumed),
+                             DATA_DIR=str(tiny_glm_data / "corpus"), XPRETRAIN_STEP_SLEEP_S="0.3"))
     wait_for_step(resumed, 6, proc)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM, (base / "leg1.log").read_text()[-3000:]

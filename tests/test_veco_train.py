@@ -11,8 +11,8 @@ import signal
 import pytest
 import torch
 
-from dist_utils import (ROOT, cpu_env, eval_records, run, start, train_command, train_records,
-                        wait_for_step)
+from dist_utils import (ROOT, config_args, cpu_env, eval_records, fp32_weights, run, start,
+                        train_command, train_records, wait_for_step)
 
 pytestmark = pytest.mark.timeout(600)
 TINY_VECO = ROOT / "configs" / "tiny_veco.yaml"
@@ -21,18 +21,8 @@ STEPS = ("train.train_steps=20", "train.save_every=10", "train.eval_every=10",
 
 
 def veco_args(data, run_dir, *sets: str) -> list[str]:
-    args = ["--config", str(TINY_VECO), "--run-dir", str(run_dir),
-            "--set", f"data.paths=[{data / 'corpus'}]",
-            "--set", f"data.parallel_paths=[{data / 'parallel'}]"]
-    for item in sets:
-        args += ["--set", item]
-    return args
-
-
-def fp32_weights(run_dir, step, zero_stage: int = 2):
-    from pretrain.convert_to_hf import consolidate
-
-    return consolidate(run_dir / "checkpoints" / f"step_{step:06d}", zero_stage)
+    return config_args(TINY_VECO, run_dir, f"data.paths=[{data / 'corpus'}]",
+                       f"data.parallel_paths=[{data / 'parallel'}]", *sets)
 
 
 @pytest.fixture(scope="module")
