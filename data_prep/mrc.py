@@ -23,18 +23,19 @@ import functools
 import hashlib
 import importlib
 import json
-import multiprocessing as mp
 import re
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import regex
-from tqdm import tqdm
 
 from data_prep.encode import encode_examples
+from data_prep.mrc_index import Index, build_index  # noqa: F401 -- build_index is part of this API
 from data_prep.shards import ShardedBuild, counter_dict, run_tasks, write_shard
+from data_prep.wiki_store import ArticleStore, write_store
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
 SPACELESS = {"zh", "ja", "th"}
@@ -92,25 +93,6 @@ class RawExample:
 
     def query(self, mask: str = "<mask>") -> str:
         return "".join(mask if part is None else part for part in self.query_parts)
-
-
-@dataclass
-class Index:
-    """Everything the example builder reads: the corpus plus per-entity statistics."""
-
-    lang: str
-    titles: list[str]
-    texts: list[str]
-    words: list[np.ndarray]  # per article [n_words, 2] char spans (int32)
-    links: list[list[tuple[int, int, int]]]  # per article (start, end, entity article index)
-    mentions: dict[int, list[tuple[int, int]]]  # entity -> [(article, link index)]
-    surface_forms: dict[int, list[str]]  # entity -> names to mask / avoid, longest first
-    linked_entities: list[frozenset[int]]  # per article: entities it links to
-    title_parts: dict[int, list[str]] = field(default_factory=dict)  # entity -> candidate words
-    word_counts: Counter = field(default_factory=Counter)  # candidate words and lower-case forms
-    doc_counts: Counter = field(default_factory=Counter)  # articles holding each candidate word
-    names_of: dict[str, set[int]] = field(default_factory=dict)  # candidate -> articles it names
-    stats: Counter = field(default_factory=Counter)
 
 
 def stable_seed(*parts: object) -> int:
@@ -183,116 +165,13 @@ def surface_regex(forms: list[str], lang: str, *, ignore_case: bool) -> regex.Pa
 # ---------------------------------------------------------------- phase 2: index
 
 
-_COUNTED_WORDS: frozenset[str] = frozenset()  # words _tokenize_article counts (per process)
-
-
-def _set_counted_words(words: frozenset[str]) -> None:
-    global _COUNTED_WORDS
-    _COUNTED_WORDS = words
-
-
-def _tokenize_article(job: tuple[str, str, list[int]]) -> tuple[np.ndarray, Counter]:
-    """Word spans of one article ([n, 2] int32) and how often each of _COUNTED_WORDS occurs."""
-    from data_prep.wordtok import word_spans
-
-    text, lang, cuts = job
-    spans = split_at(word_spans(text, lang), cuts)
-    counts = Counter(w for w in (text[s:e] for s, e in spans) if w in _COUNTED_WORDS)
-    return np.asarray(spans, dtype=np.int32).reshape(-1, 2), counts
-
-
-def build_index(corpus, lang: str, *, workers: int = 1, progress: bool = False) -> Index:
-    """Word-tokenize every article and collect mentions and surface forms per entity."""
-    articles = corpus.articles
-    title_to_idx = {a.title: i for i, a in enumerate(articles)}
-    stats: Counter = Counter()
-    links: list[list[tuple[int, int, int]]] = []
-    forms: dict[int, set[str]] = {}
-    for a in articles:
-        kept = []
-        for link in a.links:
-            target = title_to_idx.get(corpus.resolve(link.target))
-            if target is None:
-                stats["link_target_missing"] += 1
-                continue
-            kept.append((link.start, link.end, target))
-            forms.setdefault(target, set()).add(a.text[link.start:link.end])
-        links.append(kept)
-        stats["links_resolved"] += len(kept)
-    for i, a in enumerate(articles):
-        forms.setdefault(i, set()).update({a.title, strip_parenthetical(a.title)})
-    for source, target in sorted(corpus.redirects.items()):
-        idx = title_to_idx.get(corpus.resolve(target))
-        if idx is not None:
-            forms[idx].update({source, strip_parenthetical(source)})
-
-    mentions: dict[int, list[tuple[int, int]]] = {}
-    for art, lk in enumerate(links):
-        for li, (_, _, target) in enumerate(lk):
-            if target != art:
-                mentions.setdefault(target, []).append((art, li))
-    title_parts = {e: parts for e in sorted(mentions)
-                   if (parts := title_words(articles[e].title, lang))}
-    vocab = {w for parts in title_parts.values() for w in parts}
-    counted = frozenset(vocab | {w.lower() for w in vocab})
-
-    jobs = [(a.text, lang, sorted({c for s, e, _ in lk for c in (s, e)}))
-            for a, lk in zip(articles, links)]
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers, _set_counted_words, (counted,)) as pool:
-            tokenized = list(tqdm(pool.imap(_tokenize_article, jobs, chunksize=16),
-                                  total=len(jobs), desc=f"{lang}: words", disable=not progress))
-    else:
-        _set_counted_words(counted)
-        tokenized = [_tokenize_article(j) for j in tqdm(jobs, desc=f"{lang}: words",
-                                                        disable=not progress)]
-        _set_counted_words(frozenset())
-    words = [spans for spans, _ in tokenized]
-    word_counts: Counter = Counter()  # candidate title words and their lower-case forms
-    doc_counts: Counter = Counter()  # articles holding each candidate
-    for _, counts in tokenized:
-        word_counts.update(counts)
-        doc_counts.update(w for w in counts if w in vocab)
-    return Index(
-        lang=lang, titles=[a.title for a in articles], texts=[a.text for a in articles],
-        words=words, links=links, mentions=mentions,
-        surface_forms={e: sorted((f for f in fs if f.strip()), key=lambda f: (-len(f), f))
-                       for e, fs in forms.items()},
-        linked_entities=[frozenset(t for _, _, t in lk) for lk in links],
-        title_parts=title_parts, word_counts=word_counts, doc_counts=doc_counts,
-        names_of=_names_of(corpus, title_to_idx, vocab), stats=stats,
-    )
-
-
-def _names_of(corpus, title_to_idx: dict[str, int], vocab: set[str]) -> dict[str, set[int]]:
-    """For each word of `vocab` that is itself a name — a title, title without parenthetical,
-    redirect, link target or anchor text — the articles it names (-1: a page outside the corpus)."""
-    names_of: dict[str, set[int]] = {}
-
-    def name(text: str, idx: int) -> None:
-        if text in vocab:
-            names_of.setdefault(text, set()).add(idx)
-
-    for i, a in enumerate(corpus.articles):
-        name(a.title, i)
-        name(strip_parenthetical(a.title), i)
-        for link in a.links:
-            target = corpus.resolve(link.target)
-            idx = title_to_idx.get(target, -1)
-            for text in (link.target, target, a.text[link.start:link.end]):
-                name(text, idx)
-    for source, target in corpus.redirects.items():
-        idx = title_to_idx.get(corpus.resolve(target), -1)
-        name(source, idx)
-        name(strip_parenthetical(source), idx)
-    return names_of
-
-
 def select_entities(index: Index, params: MRCParams) -> list[int]:
     """Entities with enough inbound mentions, ordered by title (the unit order)."""
-    kept = [e for e, m in index.mentions.items() if len(m) >= params.min_mentions]
-    index.stats["entities_below_min_mentions"] = len(index.mentions) - len(kept)
-    return sorted(kept, key=lambda e: index.titles[e])
+    counts = index.mention_counts
+    mentioned = np.flatnonzero(counts > 0)
+    kept = mentioned[counts[mentioned] >= params.min_mentions]
+    index.stats["entities_below_min_mentions"] = len(mentioned) - len(kept)
+    return sorted(kept.tolist(), key=lambda e: index.titles[e])
 
 
 # ---------------------------------------------------------------- phase 3: examples
@@ -523,32 +402,16 @@ def _build_unit(unit: int) -> int:
     return 1
 
 
-def _load_or_read_corpus(work_dir: Path, input_path: str, lang: str, params: MRCParams,
-                         workers: int, progress: bool):
-    """Phase 1, cached: the parsed corpus is saved once so --resume never re-reads the dump."""
-    from data_prep.wiki import Article, Link, WikiCorpus, read_wiki
-
-    cache = work_dir / "corpus.jsonl"
-    if cache.is_file():
-        with cache.open(encoding="utf-8") as f:
-            header = json.loads(f.readline())
-            articles = []
-            for line in f:
-                a = json.loads(line)
-                articles.append(Article(a["title"], a["text"], [Link(*l) for l in a["links"]]))
-        return WikiCorpus(articles, header["redirects"], Counter(header["skipped"]))
-    corpus = read_wiki(input_path, lang, workers=workers, progress=progress,
-                       min_article_chars=params.min_article_chars)
-    tmp = cache.with_name(cache.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(json.dumps({"redirects": corpus.redirects, "skipped": dict(corpus.skipped)},
-                           ensure_ascii=False) + "\n")
-        for a in corpus.articles:
-            f.write(json.dumps({"title": a.title, "text": a.text,
-                                "links": [[l.start, l.end, l.target] for l in a.links]},
-                               ensure_ascii=False) + "\n")
-    tmp.replace(cache)
-    return corpus
+def _load_or_read_store(work_dir: Path, input_path: str, params: MRCParams, workers: int,
+                        progress: bool) -> tuple[ArticleStore, float]:
+    """Phase 1, kept: the cleaned articles are stored once (`data_prep.wiki_store`), so that
+    --resume never re-reads the dump. Returns the store and the seconds spent reading."""
+    folder = work_dir / "store"
+    began = time.perf_counter()
+    if not (folder / "meta.json").is_file():
+        write_store(input_path, params.lang, folder, workers=workers, progress=progress,
+                    min_article_chars=params.min_article_chars)
+    return ArticleStore(folder), time.perf_counter() - began
 
 
 def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: str | Path,
@@ -568,28 +431,38 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     if build.complete:
         print(f"{out_dir}: already complete")
         return json.loads((Path(out_dir) / "manifest.json").read_text())
-    corpus = _load_or_read_corpus(build.work_dir, str(input_path), params.lang, params, workers,
-                                  progress)
-    index = build_index(corpus, params.lang, workers=workers, progress=progress)
+    timings = {}
+    store, timings["parse"] = _load_or_read_store(build.work_dir, str(input_path), params,
+                                                  workers, progress)
+    began = time.perf_counter()
+    index = build_index(store, params.lang, workers=workers, progress=progress,
+                        min_mentions=params.min_mentions, work_dir=build.work_dir)
     entities = select_entities(index, params)
+    timings["index"] = time.perf_counter() - began
     n_units = -(-len(entities) // params.entities_per_unit)
     pending = build.pending(n_units)
     _STATE.update(index=index, entities=entities, params=params, tokenizer=tokenizer,
                   work_dir=build.work_dir)
+    began = time.perf_counter()
     try:
         run_tasks(pending, _build_unit, workers=workers, total=n_units,
                   committed=n_units - len(pending), desc=f"{params.lang}: units",
                   progress=progress)
     finally:
         _STATE.clear()
-    reading = {"articles": len(corpus.articles), "redirects": len(corpus.redirects),
+    timings["examples"] = time.perf_counter() - began
+    reading = {"articles": len(store), "redirects": len(store.redirects),
                "entities_selected": len(entities), **counter_dict(index.stats)}
     from data_prep.wordtok import backend_info
 
     zero = {k: 0 for k in ("examples", "answerable", "unanswerable", "answer_truncated")}
     manifest = build.merge(n_units, {"lang": params.lang, "tokenizer": tok_info, "counts": zero,
                                      "word_tokenizer": backend_info(params.lang),
-                                     "reading": reading, "skipped": dict(corpus.skipped)})
+                                     "reading": reading, "skipped": dict(store.skipped)},
+                           profile=lambda merge_s: {
+                               "text_bytes": store.meta["text_bytes"],
+                               "links": store.meta["links"], "workers": workers,
+                               "seconds": {**timings, "merge": merge_s}})
     return manifest
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -158,8 +159,14 @@ class ShardedBuild:
     def pending(self, n_units: int) -> list[int]:
         return [u for u in range(n_units) if not self.committed(u)]
 
-    def merge(self, n_units: int, extra: Mapping) -> dict:
-        """Concatenate all committed shards in unit order, write the manifest, drop .work/."""
+    def merge(self, n_units: int, extra: Mapping,
+              profile: Callable[[float], dict] | None = None) -> dict:
+        """Concatenate all committed shards in unit order, write the manifest, drop .work/.
+
+        `profile(merge_seconds)`: how the build went (sizes, seconds per phase), kept under
+        the manifest's "profile" — the only part of a manifest that may differ between two
+        builds of the same input."""
+        began = time.perf_counter()
         IndexedDatasetBuilder = megatron_indexed().IndexedDatasetBuilder
 
         missing = self.pending(n_units)
@@ -199,6 +206,8 @@ class ShardedBuild:
         files["sha256"] = _sha256(str(final) + ".bin")
         manifest.update(format_version=FORMAT_VERSION, kind=self.kind, params=self.params,
                         files=files)
+        if profile is not None:
+            manifest["profile"] = profile(round(time.perf_counter() - began, 3))
         atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True,
                                                               ensure_ascii=False))
         shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -188,6 +188,7 @@ class _Settings:
     lang: str
     min_article_chars: int
     max_article_chars: int
+    pack: object = None  # module-level (articles, lang) -> payload, run in the worker; None: keep Articles
 
 
 @functools.lru_cache(maxsize=None)
@@ -478,51 +479,47 @@ def _parse_page(
     return title, ns, redirect, text, timestamp
 
 
-def _dump_jobs(
-    path: Path, lang: str, raw_redirects: dict[str, str], skipped: collections.Counter
-) -> Iterator[_Job]:
-    """Jobs for the content pages of one dump; collects redirects and counts every other page."""
-    wrapper, namespaces = (b"", b""), {}
+@dataclass
+class _PageBatch:
+    """Raw pages cut from one input file by the reader (main process), cleaned by a worker."""
+
+    kind: str  # "xml" | "json"
+    wrapper: tuple[bytes, bytes]  # xml: the dump's root tag, so a page parses in its namespace
+    namespaces: dict[str, int]
+    pages: list[bytes]
+
+
+_BATCH_BYTES = 1 << 19  # a worker gets ~0.5 MB of raw pages at a time: cheap to send, fair to share
+
+
+def _xml_batches(path: Path, skipped: collections.Counter) -> Iterator[_PageBatch]:
+    """The pages of one dump in batches; counts a cut-off dump (see _iter_page_bytes)."""
+    batch, size = None, 0
     with _open_decompressed(path) as raw:
         for header, page_bytes in _iter_page_bytes(raw, skipped):
-            if not wrapper[0]:
+            if batch is None:
                 root = _ROOT_RE.search(header)
                 wrapper = (root.group(), b"</" + root.group(1) + b">") if root else (b"<mediawiki>", b"</mediawiki>")
                 namespaces = {name.decode("utf-8", "replace").strip(): int(key)
                               for key, name in _NAMESPACE_RE.findall(header)}
-            try:
-                title, ns, target, text, timestamp = _parse_page(wrapper, page_bytes, namespaces)
-            except ET.ParseError:
-                try:
-                    page_bytes.decode("utf-8")
-                    skipped["malformed_xml"] += 1
-                except UnicodeDecodeError:
-                    skipped["invalid_utf8"] += 1
-                continue
-            if ns != 0:
-                skipped["non_article_namespace"] += 1
-                continue
-            if target is None or not target.strip():  # no <redirect title=…/>: try "#REDIRECT [[…]]"
-                match = _REDIRECT_RE.match(text)
-                target = match.group(1) if match else target
-            if target is not None:
-                skipped["redirect"] += 1
-                source, target = canonical_title(title, lang), canonical_title(target, lang)
-                if lang in _TITLE_CONVERTERS and source == target:  # a variant spelling of its target
-                    continue
-                if source and target and source not in raw_redirects:
-                    raw_redirects[source] = target
-                continue
-            yield "xml", title, text, timestamp
+                batch = _PageBatch("xml", wrapper, namespaces, [])
+            batch.pages.append(page_bytes)
+            size += len(page_bytes)
+            if size >= _BATCH_BYTES:
+                yield batch
+                batch, size = _PageBatch("xml", wrapper, namespaces, []), 0
+    if batch is not None and batch.pages:
+        yield batch
 
 
-def _json_jobs(path: Path, skipped: collections.Counter) -> Iterator[_Job]:
-    """Jobs for one WikiExtractor JSON-lines file; counts bad lines."""
+def _json_batches(path: Path, skipped: collections.Counter) -> Iterator[_PageBatch]:
+    """The non-blank lines of one WikiExtractor JSON-lines file in batches; counts a cut-off file."""
+    lines, size = [], 0
     with _open_decompressed(path) as raw:
-        lines = iter(raw)
+        it = iter(raw)
         while True:
             try:
-                line = next(lines, None)
+                line = next(it, None)
             except (EOFError, OSError):
                 skipped["truncated_dump"] += 1
                 break
@@ -530,6 +527,21 @@ def _json_jobs(path: Path, skipped: collections.Counter) -> Iterator[_Job]:
                 break
             if not line.strip():
                 continue
+            lines.append(line)
+            size += len(line)
+            if size >= _BATCH_BYTES:
+                yield _PageBatch("json", (b"", b""), {}, lines)
+                lines, size = [], 0
+    if lines:
+        yield _PageBatch("json", (b"", b""), {}, lines)
+
+
+def _page_jobs(batch: _PageBatch, lang: str, redirects: list[tuple[str, str]],
+               skipped: collections.Counter) -> Iterator[_Job]:
+    """Jobs for the content pages of a batch (runs in a worker); collects redirects in page order
+    and counts every other page."""
+    if batch.kind == "json":
+        for line in batch.pages:
             try:
                 record = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError:
@@ -542,7 +554,43 @@ def _json_jobs(path: Path, skipped: collections.Counter) -> Iterator[_Job]:
                 skipped["missing_field"] += 1
                 continue
             yield "json", record["title"], record["text"], ""
+        return
+    for page_bytes in batch.pages:
+        try:
+            title, ns, target, text, timestamp = _parse_page(batch.wrapper, page_bytes, batch.namespaces)
+        except ET.ParseError:
+            try:
+                page_bytes.decode("utf-8")
+                skipped["malformed_xml"] += 1
+            except UnicodeDecodeError:
+                skipped["invalid_utf8"] += 1
+            continue
+        if ns != 0:
+            skipped["non_article_namespace"] += 1
+            continue
+        if target is None or not target.strip():  # no <redirect title=…/>: try "#REDIRECT [[…]]"
+            match = _REDIRECT_RE.match(text)
+            target = match.group(1) if match else target
+        if target is not None:
+            skipped["redirect"] += 1
+            source, target = canonical_title(title, lang), canonical_title(target, lang)
+            if lang in _TITLE_CONVERTERS and source == target:  # a variant spelling of its target
+                continue
+            if source and target:
+                redirects.append((source, target))
+            continue
+        yield "xml", title, text, timestamp
 
+
+def _dump_jobs(path: Path, lang: str, raw_redirects: dict[str, str],
+               skipped: collections.Counter) -> Iterator[_Job]:
+    """Jobs for the content pages of one dump, read in this process (benchmarks); collects
+    redirects (first one wins) and counts every other page."""
+    for batch in _xml_batches(path, skipped):
+        redirects: list[tuple[str, str]] = []
+        yield from _page_jobs(batch, lang, redirects, skipped)
+        for source, target in redirects:
+            raw_redirects.setdefault(source, target)
 
 def _sniff(path: Path) -> str | None:
     """"xml", "json" or None, from the first non-blank character of the (decompressed) file."""
@@ -608,6 +656,116 @@ def _resolve_redirect_chains(raw: dict[str, str], skipped: collections.Counter) 
     return resolved
 
 
+@dataclass
+class CleanedBatch:
+    """A worker's result for one batch: per content page (skip reason or "", title, broken
+    anchors), the kept pages' payload, redirects in page order, and the pages skipped before
+    cleaning. ``payload`` is the list of Articles, or what ``_Settings.pack`` made of it."""
+
+    pages: list[tuple[str, str, int]]
+    payload: object
+    redirects: list[tuple[str, str]]
+    skipped: collections.Counter
+
+
+def _clean_batch(settings: _Settings, batch: _PageBatch) -> CleanedBatch:
+    """Parse and clean one batch of pages (runs in a worker)."""
+    redirects: list[tuple[str, str]] = []
+    skipped: collections.Counter = collections.Counter()
+    pages, articles = [], []
+    for job in _page_jobs(batch, settings.lang, redirects, skipped):
+        reason, article, broken = _process_page(settings, job)
+        pages.append((reason, article.title if article else "", broken))
+        if article is not None:
+            articles.append(article)
+    payload = settings.pack(articles, settings.lang) if settings.pack else articles
+    return CleanedBatch(pages, payload, redirects, skipped)
+
+
+class WikiReader:
+    """Reads a dump or WikiExtractor output batch by batch, cleaning in a ``workers``-process pool
+    with input order kept; decides which articles are kept (the first of a title) and collects
+    redirects and skip counts. Iterate it for (batch, keep mask over ``batch.payload``), then
+    call :meth:`finish` for the redirect map and the skip counts."""
+
+    def __init__(self, path: str | Path, lang: str, *, workers: int = 1, min_article_chars: int = 200,
+                 max_article_chars: int = 1_000_000, progress: bool = True, pack=None):
+        if not lang or not isinstance(lang, str):
+            raise ValueError(f"lang must be a Wikipedia language code such as 'en', got {lang!r}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.path, self.lang, self.workers, self.progress = Path(path), lang, workers, progress
+        self.files = _input_files(self.path)
+        self.settings = _Settings(lang, min_article_chars, max_article_chars, pack)
+        self.skipped: collections.Counter = collections.Counter()
+        self.raw_redirects: dict[str, str] = {}
+        self.titles: set[str] = set()  # a title seen twice (zh: two variants that convert alike) keeps the first
+
+    def _batches(self, reader_skipped: collections.Counter) -> Iterator[_PageBatch]:
+        for file, kind in self.files:
+            yield from (_xml_batches if kind == "xml" else _json_batches)(file, reader_skipped)
+
+    def __iter__(self) -> Iterator[tuple[CleanedBatch, list[bool]]]:
+        reader_skipped: collections.Counter = collections.Counter()  # written by the batch generator only
+        # Pool.imap pulls its input eagerly; the semaphore caps batches in flight so a 20 GB dump is not queued.
+        in_flight, stop = threading.Semaphore(self.workers * 3), threading.Event()
+        pool = None
+
+        def batches() -> Iterator[_PageBatch]:
+            for batch in self._batches(reader_skipped):
+                while pool is not None and not in_flight.acquire(timeout=0.2):
+                    if stop.is_set():  # the consumer is gone (error, Ctrl-C): let the pool shut down
+                        return
+                yield batch
+
+        process = functools.partial(_clean_batch, self.settings)
+        # fork where available: workers need no re-import, callers need no `if __name__ == "__main__"` guard
+        start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        if self.workers > 1:
+            pool = multiprocessing.get_context(start_method).Pool(self.workers)
+        bar = tqdm(desc=f"wiki[{self.lang}]", unit="page", disable=not self.progress, file=sys.stderr)
+        try:
+            for cleaned in (pool.imap(process, batches()) if pool else map(process, batches())):
+                if pool is not None:
+                    in_flight.release()
+                bar.update(len(cleaned.pages))
+                yield cleaned, self._keep(cleaned)
+        finally:
+            stop.set()
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            self.skipped.update(reader_skipped)
+
+    def _keep(self, cleaned: CleanedBatch) -> list[bool]:
+        for source, target in cleaned.redirects:
+            self.raw_redirects.setdefault(source, target)
+        self.skipped.update(cleaned.skipped)
+        keep = []
+        for reason, title, broken in cleaned.pages:
+            if broken:
+                self.skipped["broken_anchor"] += broken
+            if reason:
+                self.skipped[reason] += 1
+            elif title in self.titles:
+                self.skipped["duplicate_title"] += 1
+                keep.append(False)
+            else:
+                self.titles.add(title)
+                keep.append(True)
+        return keep
+
+    def finish(self) -> tuple[dict[str, str], collections.Counter]:
+        """(redirects: source -> final target, skip counts sorted by reason), after iterating."""
+        for title in sorted(self.titles & self.raw_redirects.keys()):  # an article wins over a redirect of its title
+            del self.raw_redirects[title]
+            self.skipped["redirect_shadowed"] += 1
+        redirects = _resolve_redirect_chains(self.raw_redirects, self.skipped)
+        self.raw_redirects = {}
+        return redirects, collections.Counter({reason: self.skipped[reason] for reason in sorted(self.skipped)})
+
+
 def read_wiki(
     path: str | Path,
     lang: str,
@@ -617,7 +775,8 @@ def read_wiki(
     max_article_chars: int = 1_000_000,
     progress: bool = True,
 ) -> WikiCorpus:
-    """Read a dump or WikiExtractor JSON output into a :class:`WikiCorpus`.
+    """Read a dump or WikiExtractor JSON output into a :class:`WikiCorpus` (in memory; the MRC
+    build streams it to disk instead, :mod:`data_prep.wiki_store`).
 
     ``lang`` picks the disambiguation rules (any code works; unknown ones get the English rules) and, for
     "zh", conversion to Simplified Chinese. A title met twice (overlapping inputs; in zh two variants that
@@ -627,63 +786,13 @@ def read_wiki(
     Pages are cleaned in a ``workers``-process pool with order preserved: the result never depends
     on ``workers``.
     """
-    if not lang or not isinstance(lang, str):
-        raise ValueError(f"lang must be a Wikipedia language code such as 'en', got {lang!r}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    files = _input_files(Path(path))
-    settings = _Settings(lang, min_article_chars, max_article_chars)
-    reader_skipped: collections.Counter = collections.Counter()  # written by the job generator only
-    raw_redirects: dict[str, str] = {}
-
-    # Pool.imap pulls its input eagerly; the semaphore caps pages in flight so a 20 GB dump is not queued.
-    chunksize = 8
-    in_flight, stop = threading.Semaphore(workers * chunksize * 4), threading.Event()
-
-    def jobs() -> Iterator[_Job]:
-        for file, kind in files:
-            pages = (_dump_jobs(file, lang, raw_redirects, reader_skipped) if kind == "xml"
-                     else _json_jobs(file, reader_skipped))
-            for job in pages:
-                while pool is not None and not in_flight.acquire(timeout=0.2):
-                    if stop.is_set():  # the consumer is gone (error, Ctrl-C): let the pool shut down
-                        return
-                yield job
-
-    worker_skipped: collections.Counter = collections.Counter()
-    articles: list[Article] = []
-    titles: set[str] = set()  # a title seen twice (zh: two variants that convert alike) keeps the first
-    process = functools.partial(_process_page, settings)
+    reader = WikiReader(path, lang, workers=workers, min_article_chars=min_article_chars,
+                        max_article_chars=max_article_chars, progress=progress)
     began = time.perf_counter()
-    # fork where available: workers need no re-import, callers need no `if __name__ == "__main__"` guard
-    start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = multiprocessing.get_context(start_method).Pool(workers) if workers > 1 else None
-    try:
-        results = pool.imap(process, jobs(), chunksize=chunksize) if pool else map(process, jobs())
-        bar = tqdm(results, desc=f"wiki[{lang}]", unit="page", disable=not progress, file=sys.stderr)
-        for reason, article, broken in bar:
-            if pool is not None:
-                in_flight.release()
-            if broken:
-                worker_skipped["broken_anchor"] += broken
-            if article is None:
-                worker_skipped[reason] += 1
-            elif article.title in titles:
-                worker_skipped["duplicate_title"] += 1
-            else:
-                articles.append(article)
-                titles.add(article.title)
-    finally:
-        stop.set()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    for title in sorted(titles & raw_redirects.keys()):  # an article wins over a redirect of its title
-        del raw_redirects[title]
-        worker_skipped["redirect_shadowed"] += 1
-    merged = reader_skipped + worker_skipped
-    redirects = _resolve_redirect_chains(raw_redirects, merged)
-    skipped = collections.Counter({reason: merged[reason] for reason in sorted(merged)})
+    articles: list[Article] = []
+    for cleaned, keep in reader:
+        articles.extend(a for a, kept in zip(cleaned.payload, keep) if kept)
+    redirects, skipped = reader.finish()
     log.info(
         "read %d articles, %d redirects from %s in %.1f s; skipped %s",
         len(articles), len(redirects), path, time.perf_counter() - began, dict(skipped),
