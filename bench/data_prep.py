@@ -5,11 +5,24 @@
 Prints examples/s per worker and the share of time in XML/wikitext parsing, word tokenization,
 example construction and subword encoding, next to the target of 225 examples/s per core (the
 mPMR paper's 103.7M examples on one 64-core node in under 2 hours).
+
+    python bench/data_prep.py --scale [--sizes 1000,10000,100000] [--json rows.json]
+
+runs the real `python -m data_prep wiki-mrc` on large synthetic en dumps (data_prep.synth_large)
+of N articles, with 1 worker and with all cores, and prints time, examples/s per core, peak
+memory of the process tree (PSS where available), memory per MB of text, the speed-up, and the
+growth exponents of time and memory in N. No timing is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -42,13 +55,17 @@ def word_tokenizer_speed(parallel_dir: Path) -> None:
               f"({len(lines)} sentences)")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--scale" in argv:
+        return scale_main([a for a in argv if a != "--scale"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(REPO.parent / "shared/data/wiki/enwiki-sample.xml.bz2"))
     parser.add_argument("--lang", default="en")
     parser.add_argument("--min-mentions", type=int, default=2)
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: train one)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     word_tokenizer_speed(REPO.parent / "shared/data/parallel")
 
     from data_prep.mrc import MRCParams, build_index, encode_examples, entity_examples, select_entities
@@ -104,6 +121,171 @@ def main() -> int:
     print(f"paper target (103.7M examples, 64 cores, 2 h) holds for dumps up to "
           f"{budget * words_per_s / 1e9:.0f}B words in all")
     return 0
+
+
+# ---------------------------------------------------------------- --scale
+
+PEAK_BASE_MB, PEAK_PER_TEXT = 2048, 0.2  # target: peak memory <= 2 GB + 0.2 x text
+SPEEDUP_TARGET = 0.8  # target: speed-up with W workers >= 0.8 W
+
+
+def tree_memory_mb(proc) -> float:
+    """PSS (forked workers share pages) of a process and its children, else RSS, in MiB."""
+    import psutil
+
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            try:
+                total += p.memory_full_info().pss
+            except (AttributeError, psutil.AccessDenied):
+                total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+def run_build(cmd: list[str], interval: float = 0.2) -> tuple[float, float]:
+    """Run `cmd`, sampling its tree's memory every `interval` s; (seconds, peak MiB)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True)
+    peak, output = 0.0, []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        try:
+            peak = max(peak, tree_memory_mb(proc))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(interval)
+    seconds = time.perf_counter() - t0
+    reader.join()
+    if proc.returncode:
+        tail = "".join(output)[-3000:]
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
+    return seconds, peak
+
+
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    """log-log slope between the first and last point (None if undefined)."""
+    if len(xs) < 2 or min(xs + ys) <= 0 or xs[0] == xs[-1]:
+        return None
+    return math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0])
+
+
+def scale_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="MRC build time and memory on large synthetic "
+                                     "dumps, 1 worker and all cores")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="articles per dump")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="the 'all cores' worker count (default: os.cpu_count())")
+    parser.add_argument("--work", default=None, help="folder for dumps, tokenizer and builds "
+                        "(kept and reused; default: a temporary folder)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: train one, "
+                        "vocab 8000, on the smallest dump)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    import psutil  # noqa: F401  (fail early: setup.py lists it)
+
+    from data_prep.synth_large import large_dump_path, write_large_wiki
+    from data_prep.tokenizer import train_tokenizer
+
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    dumps = {}
+    for n in sizes:
+        path, counts_file = large_dump_path(work, "en", n), work / f"en-large-{n}.counts.json"
+        if not (path.is_file() and counts_file.is_file()):
+            t0 = time.perf_counter()
+            path, counts = write_large_wiki(work, "en", n, seed=args.seed)
+            counts["write_seconds"] = round(time.perf_counter() - t0, 2)
+            counts_file.write_text(json.dumps(counts))
+        dumps[n] = (path, json.loads(counts_file.read_text()))
+        c = dumps[n][1]
+        print(f"dump N={n}: {path.stat().st_size / 2**20:.1f} MiB bz2, {c['words']} words, "
+              f"{c['links']} links, {c['redirects']} redirects (written in "
+              f"{c.get('write_seconds', '?')} s)")
+    tok = Path(args.tokenizer) if args.tokenizer else work / "tokenizer"
+    if not (tok / "tokenizer_config.json").is_file():
+        train_tokenizer([dumps[sizes[0]][0]], vocab_size=8000, out_dir=tok, lang="en")
+
+    rows = []
+    for n in sizes:
+        dump, counts = dumps[n]
+        for w in sorted({1, args.workers}):
+            out = work / f"mrc-{n}-w{w}"
+            if out.exists():
+                shutil.rmtree(out)
+            cmd = [sys.executable, "-m", "data_prep", "wiki-mrc", "--input", str(dump), "--lang",
+                   "en", "--tokenizer", str(tok), "--out", str(out), "--workers", str(w),
+                   "--no-progress"]
+            seconds, peak = run_build(cmd)
+            manifest = json.loads((out / "manifest.json").read_text())
+            text_bytes = manifest.get("reading", {}).get("text_bytes")
+            text_source = "manifest"
+            if text_bytes is None:  # synth's count of article text without markup (en: ASCII)
+                text_bytes, text_source = counts["text_chars"], "synth"
+            examples = manifest.get("counts", {}).get("examples", 0)
+            rows.append({"n": n, "workers": w, "seconds": round(seconds, 2),
+                         "examples": examples, "examples_per_s_core": examples / seconds / w,
+                         "peak_mb": round(peak, 1), "text_mb": round(text_bytes / 2**20, 2),
+                         "text_source": text_source, "timings": manifest.get("timings")})
+            print(f"  built N={n} W={w}: {seconds:.1f} s, peak {peak:.0f} MiB", flush=True)
+    base = {r["n"]: r["seconds"] for r in rows if r["workers"] == 1}
+    for r in rows:
+        r["mem_per_text_mb"] = r["peak_mb"] / r["text_mb"] if r["text_mb"] else None
+        r["speedup"] = base[r["n"]] / r["seconds"]
+    print_scale_table(rows, args.workers)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def print_scale_table(rows: list[dict], all_cores: int) -> None:
+    print(f"\n{'N':>8}{'W':>4}{'seconds':>10}{'examples':>10}{'ex/s/core':>11}{'peak MiB':>10}"
+          f"{'text MiB':>10}{'MiB/MiB':>9}{'speed-up':>10}")
+    for r in rows:
+        ratio = f"{r['mem_per_text_mb']:.1f}" if r["mem_per_text_mb"] else "-"
+        print(f"{r['n']:>8}{r['workers']:>4}{r['seconds']:>10.1f}{r['examples']:>10}"
+              f"{r['examples_per_s_core']:>11.1f}{r['peak_mb']:>10.0f}{r['text_mb']:>10.1f}"
+              f"{ratio:>9}{r['speedup']:>10.2f}")
+    print("peak MiB: PSS (else RSS) summed over the build process and its children, sampled "
+          "every 0.2 s")
+    print(f"text MiB: {', '.join(sorted({r['text_source'] for r in rows}))} "
+          "(manifest: reading.text_bytes; synth: the generator's count of article text without "
+          "markup)")
+    for r in rows:
+        if r["timings"]:
+            phases = ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
+            print(f"phases N={r['n']} W={r['workers']}: {phases}")
+    if not any(r["timings"] for r in rows):
+        print("phases: the manifest has no 'timings' yet")
+    for w in sorted({r["workers"] for r in rows}):
+        sel = [r for r in rows if r["workers"] == w]
+        ns = [float(r["n"]) for r in sel]
+        for key, label in (("seconds", "time"), ("peak_mb", "memory")):
+            ys = [float(r[key]) for r in sel]
+            steps = [slope(ns[i:i + 2], ys[i:i + 2]) for i in range(len(sel) - 1)]
+            overall = slope(ns, ys)
+            shown = ", ".join(f"{s:.2f}" for s in steps if s is not None) or "-"
+            print(f"growth exponent of {label} in N, W={w}: consecutive {shown}; overall "
+                  f"{overall:.2f}" if overall is not None else
+                  f"growth exponent of {label} in N, W={w}: needs two sizes")
+    for r in rows:
+        limit = PEAK_BASE_MB + PEAK_PER_TEXT * r["text_mb"]
+        line = (f"check N={r['n']} W={r['workers']}: peak {r['peak_mb']:.0f} MiB vs "
+                f"{limit:.0f} MiB (2 GiB + 0.2 x text): "
+                f"{'meets' if r['peak_mb'] <= limit else 'misses'}")
+        if r["workers"] > 1:
+            target = SPEEDUP_TARGET * r["workers"]
+            line += (f"; speed-up {r['speedup']:.2f} vs {target:.1f} (0.8 x W): "
+                     f"{'meets' if r['speedup'] >= target else 'misses'}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ linking to entities with `[[T]]`, `[[T|alias]]`, `[[t]]` (lower-case first lette
 (`[[t]]s`) and redirect titles, `#REDIRECT` pages with `<redirect title=…/>`, one
 disambiguation page, parenthetical titles, category pages (ns 14) and short stubs. Every entity
 is linked from at least 12 distinct articles (when `articles_per_lang` >= 40). Output depends
-only on (langs, articles_per_lang, seed).
+only on (langs, articles_per_lang, seed). `--large N` writes large dumps with a Zipf link graph
+instead (data_prep.synth_large).
 """
 
 from __future__ import annotations
@@ -334,9 +335,10 @@ def _sha1_base36(text: str) -> str:
     return digits.rjust(31, "0")
 
 
-def _dump_xml(lang: str, pages: list[_Page]) -> str:
+def _xml_header(lang: str) -> list[str]:
+    """Lines of the dump before the first page (siteinfo)."""
     lex = LEXICON[lang]
-    out = [
+    return [
         '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         'xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ '
@@ -349,20 +351,33 @@ def _dump_xml(lang: str, pages: list[_Page]) -> str:
         f'      <namespace key="14" case="first-letter">{lex["category_ns"]}</namespace>',
         "    </namespaces>", "  </siteinfo>",
     ]
+
+
+XML_FOOTER = "</mediawiki>\n"
+
+
+def _xml_page(page_id: int, page: _Page) -> list[str]:
+    """Lines of one <page> element (revision id 1000 + page_id)."""
+    out = ["  <page>", f"    <title>{escape(page.title)}</title>", f"    <ns>{page.ns}</ns>",
+           f"    <id>{page_id}</id>"]
+    if page.redirect:
+        out.append(f"    <redirect title={quoteattr(page.redirect)} />")
+    n_bytes = len(page.text.encode("utf-8"))
+    out += ["    <revision>", f"      <id>{1000 + page_id}</id>",
+            f"      <timestamp>{TIMESTAMP}</timestamp>",
+            "      <contributor>", "        <username>Synth</username>",
+            "        <id>1</id>", "      </contributor>",
+            "      <model>wikitext</model>", "      <format>text/x-wiki</format>",
+            f'      <text bytes="{n_bytes}" xml:space="preserve">{escape(page.text)}</text>',
+            f"      <sha1>{_sha1_base36(page.text)}</sha1>", "    </revision>", "  </page>"]
+    return out
+
+
+def _dump_xml(lang: str, pages: list[_Page]) -> str:
+    out = _xml_header(lang)
     for page_id, page in enumerate(pages, 1):
-        out += ["  <page>", f"    <title>{escape(page.title)}</title>", f"    <ns>{page.ns}</ns>",
-                f"    <id>{page_id}</id>"]
-        if page.redirect:
-            out.append(f"    <redirect title={quoteattr(page.redirect)} />")
-        n_bytes = len(page.text.encode("utf-8"))
-        out += ["    <revision>", f"      <id>{1000 + page_id}</id>",
-                f"      <timestamp>{TIMESTAMP}</timestamp>",
-                "      <contributor>", "        <username>Synth</username>",
-                "        <id>1</id>", "      </contributor>",
-                "      <model>wikitext</model>", "      <format>text/x-wiki</format>",
-                f'      <text bytes="{n_bytes}" xml:space="preserve">{escape(page.text)}</text>',
-                f"      <sha1>{_sha1_base36(page.text)}</sha1>", "    </revision>", "  </page>"]
-    out.append("</mediawiki>\n")
+        out += _xml_page(page_id, page)
+    out.append(XML_FOOTER)
     return "\n".join(out)
 
 
@@ -386,6 +401,10 @@ def register(subparsers) -> None:
                         help="one entity per 4 articles even beyond the hand-written lexicon "
                         "(16 per language): the extra ones are noun phrases with generated "
                         "descriptions")
+    parser.add_argument("--large", type=int, default=0, metavar="N",
+                        help="instead, one large dump per language (en only) of N articles with "
+                        "a Zipf link graph, redirects and disambiguation pages, for scale "
+                        "benchmarks: DIR/{lang}wiki-large-N-pages-articles.xml.bz2")
     parser.set_defaults(func=_main)
 
 
@@ -395,6 +414,14 @@ def _main(args: argparse.Namespace) -> int:
         raise ValueError(f"--described-mentions must be in [0, 1], got {args.described_mentions}")
     if args.ner_sentences < 0:
         raise ValueError(f"--ner-sentences must be >= 0, got {args.ner_sentences}")
+    if args.large:
+        from data_prep.synth_large import write_large_wiki
+
+        for lang in langs:
+            path, counts = write_large_wiki(args.out, lang, args.large, seed=args.seed)
+            print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): " +
+                  ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
     paths = write_synthetic_wiki(args.out, langs, articles_per_lang=args.articles_per_lang,
                                  seed=args.seed, described_mentions=args.described_mentions,
                                  generated_entities=args.generated_entities)

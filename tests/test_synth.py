@@ -177,3 +177,95 @@ def test_ner_sentences_tag_the_person(tmp_path):
                 {p.replace(" ", "") if lang == "zh" else p for p in people}
     again = write_synthetic_ner(tmp_path / "again", ["en"], sentences=20)
     assert again[0].read_bytes() == (tmp_path / "train-en.tsv").read_bytes()
+
+
+# ---------------------------------------------------------------- large dumps (--large N)
+
+@pytest.fixture(scope="module")
+def large_dump(tmp_path_factory) -> tuple[Path, dict]:
+    from data_prep.synth_large import write_large_wiki
+
+    return write_large_wiki(tmp_path_factory.mktemp("large"), "en", 2000)
+
+
+def test_large_dump_is_deterministic(tmp_path):
+    from data_prep.synth_large import write_large_wiki
+
+    a, counts = write_large_wiki(tmp_path / "a", "en", 300, seed=5)
+    b, _ = write_large_wiki(tmp_path / "b", "en", 300, seed=5)
+    c, _ = write_large_wiki(tmp_path / "c", "en", 300, seed=6)
+    assert a.name == "enwiki-large-300-pages-articles.xml.bz2"
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    assert counts["articles"] == 300
+    with pytest.raises(ValueError, match="no title grammar for de"):
+        write_large_wiki(tmp_path, "de", 300)
+
+
+def test_large_dump_pages_and_link_forms(large_dump):
+    path, counts = large_dump
+    all_pages = pages(path)
+    titles = [p["title"] for p in all_pages]
+    assert len(set(titles)) == len(titles) and len({p["id"] for p in all_pages}) == len(all_pages)
+    articles = content(all_pages)
+    assert len(articles) == 2000 == counts["articles"]
+    redirects = [p for p in all_pages if p["redirect"]]
+    assert 0.3 < len(redirects) / len(articles) < 0.5 and len(redirects) == counts["redirects"]
+    dabs = [p for p in all_pages if "{{disambiguation}}" in p["text"]]
+    assert 0.01 < len(dabs) / len(articles) < 0.03
+    assert all(p["text"].count("\n* [[") >= 2 for p in dabs)
+    assert {p["ns"] for p in all_pages} == {0, 10, 14}
+    assert sum(bool(re.search(r"\S \([^()]+\)$", p["title"])) for p in articles) > 50
+    n_words = sum(len(p["text"].split()) for p in articles)
+    n_links = sum(len(LINK.findall(p["text"])) for p in articles)
+    assert 18 < n_words / n_links < 35  # about one link per 25 words
+    lengths = sorted(len(p["text"].split()) for p in articles)
+    assert 250 < lengths[len(lengths) // 2] < 450 and lengths[-1] > 5 * lengths[len(lengths) // 2]
+    links = [m for p in articles for m in LINK.findall(p["text"])]
+    redirect_titles = {p["title"] for p in redirects}
+    assert sum(bool(alias) for _, alias, _ in links) > 100
+    assert sum(bool(trail) for _, _, trail in links) > 100
+    assert sum(t[:1].islower() for t, _, _ in links) > 100
+    assert sum(upper_first(t) in redirect_titles for t, _, _ in links) > 100
+    for page in articles:  # the lead names the article in bold
+        name = re.sub(r" \([^()]*\)$", "", page["title"])
+        assert f"'''{name}'''" in page["text"].split("\n\n")[0]
+
+
+def test_large_dump_inbound_links_are_zipf(large_dump):
+    import numpy as np
+    from data_prep.wiki import read_wiki
+
+    corpus = read_wiki(large_dump[0], "en", progress=False)
+    titles = {a.title for a in corpus.articles}
+    inbound = defaultdict(int)
+    for article in corpus.articles:
+        for link in article.links:
+            target = corpus.resolve(link.target)
+            assert target in titles or corpus.skipped["short_article"]
+            inbound[target] += 1
+    counts = np.array(sorted(inbound.values(), reverse=True), dtype=float)
+    n = len(corpus.articles)
+    assert counts[: n // 100].sum() / counts.sum() > 0.3  # a few entities take most links
+    ranks = np.arange(1, len(counts) + 1)
+    tail = (ranks >= 10) & (ranks <= n // 10)
+    slope = np.polyfit(np.log(ranks[tail]), np.log(counts[tail]), 1)[0]
+    assert -1.3 < slope < -0.7, slope
+    assert corpus.skipped["disambiguation"] > 20 and len(corpus.redirects) > 600
+
+
+@pytest.mark.slow
+def test_large_dump_builds_mrc_examples(tmp_path, capsys):
+    import json
+
+    from data_prep.synth_large import write_large_wiki
+    from data_prep.tokenizer import train_tokenizer
+
+    dump, _ = write_large_wiki(tmp_path, "en", 1000)
+    tok = train_tokenizer([dump], vocab_size=1000, out_dir=tmp_path / "tok", lang="en")
+    assert main(["synth", "--out", str(tmp_path / "cli"), "--langs", "en", "--large", "1000"]) == 0
+    assert (tmp_path / "cli" / dump.name).read_bytes() == dump.read_bytes()
+    capsys.readouterr()
+    assert main(["wiki-mrc", "--input", str(dump), "--lang", "en", "--tokenizer", str(tok),
+                 "--out", str(tmp_path / "mrc"), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["examples"] > 2000 and summary["answerable"] == summary["unanswerable"]
