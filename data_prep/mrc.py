@@ -34,7 +34,7 @@ import regex
 from tqdm import tqdm
 
 from data_prep.encode import encode_examples
-from data_prep.shards import ShardedBuild, counter_dict, run_tasks, write_shard
+from data_prep.shards import WORK, ShardedBuild, check_writable, counter_dict, run_tasks, write_shard
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
 SPACELESS = {"zh", "ja", "th"}
@@ -67,6 +67,7 @@ class MRCParams:
     max_query_tokens: int = 128
     max_seq_len: int = 512
     min_article_chars: int = 200
+    max_article_chars: int = 1_000_000  # longer pages (raw text) are skipped as huge_article
     seed: int = 0
     entities_per_unit: int = 64
 
@@ -74,7 +75,7 @@ class MRCParams:
         if self.min_mentions is None:
             self.min_mentions = 10 if self.lang == "en" else 5
         for name in ("min_mentions", "max_mentions", "query_words", "context_words",
-                     "max_query_tokens", "entities_per_unit"):
+                     "max_query_tokens", "entities_per_unit", "max_article_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if self.max_seq_len < self.max_query_tokens + 8:
@@ -538,7 +539,8 @@ def _load_or_read_corpus(work_dir: Path, input_path: str, lang: str, params: MRC
                 articles.append(Article(a["title"], a["text"], [Link(*l) for l in a["links"]]))
         return WikiCorpus(articles, header["redirects"], Counter(header["skipped"]))
     corpus = read_wiki(input_path, lang, workers=workers, progress=progress,
-                       min_article_chars=params.min_article_chars)
+                       min_article_chars=params.min_article_chars,
+                       max_article_chars=params.max_article_chars)
     tmp = cache.with_name(cache.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         f.write(json.dumps({"redirects": corpus.redirects, "skipped": dict(corpus.skipped)},
@@ -553,13 +555,20 @@ def _load_or_read_corpus(work_dir: Path, input_path: str, lang: str, params: MRC
 
 def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: str | Path,
                    params: MRCParams, *, workers: int = 1, resume: bool = False,
-                   progress: bool = True) -> dict:
-    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest."""
+                   progress: bool = True, force_lang: bool = False) -> dict:
+    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest.
+
+    Inputs that are no dump or WikiExtractor JSON, an unwritable `out_dir`, and (unless
+    `force_lang`) a dump whose header names another language than `params.lang` are refused
+    before anything is written."""
     from data_prep.tokenizer import load_tokenizer, tokenizer_info
 
     input_path = Path(input_path)
     if not input_path.exists():
         raise FileNotFoundError(f"--input {input_path} does not exist")
+    check_writable(out_dir)
+    if not (resume and (Path(out_dir) / WORK / "corpus.jsonl").is_file()):  # else never re-read
+        check_dump_language(input_path, params.lang, force_lang)
     tokenizer = load_tokenizer(tokenizer_path)
     tok_info = tokenizer_info(tokenizer)
     build = ShardedBuild(out_dir, "mrc", {**asdict(params), "input": str(input_path.resolve()),
@@ -568,6 +577,27 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     if build.complete:
         print(f"{out_dir}: already complete")
         return json.loads((Path(out_dir) / "manifest.json").read_text())
+    try:
+        return _build(build, input_path, tokenizer, tok_info, params, workers, progress)
+    except BaseException:
+        build.discard_unstarted()
+        raise
+
+
+def check_dump_language(input_path: Path, lang: str, force_lang: bool = False) -> None:
+    """Raise ValueError when an input is no wiki input, or (unless `force_lang`) when the dump's
+    header says another language than `lang`."""
+    from data_prep.wiki import dump_language
+
+    dumped = dump_language(input_path)  # sniffs every input file
+    if dumped is not None and dumped != lang and not force_lang:
+        raise ValueError(f"--lang {lang} contradicts {input_path}: its header says {dumped!r} "
+                         f"(xml:lang / <dbname>); pass --lang {dumped}, or --force-lang to read "
+                         f"it with the {lang!r} rules anyway")
+
+
+def _build(build: ShardedBuild, input_path: Path, tokenizer, tok_info: dict, params: MRCParams,
+           workers: int, progress: bool) -> dict:
     corpus = _load_or_read_corpus(build.work_dir, str(input_path), params.lang, params, workers,
                                   progress)
     index = build_index(corpus, params.lang, workers=workers, progress=progress)
@@ -601,11 +631,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder for this language")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    p.add_argument("--force-lang", action="store_true",
+                   help="build even if the dump's header names another language than --lang")
     p.add_argument("--no-progress", action="store_true")
     defaults = MRCParams(lang="en")
     p.add_argument("--min-mentions", type=int, default=None, help="default 10 for en, 5 otherwise")
     for name in ("max_mentions", "query_words", "context_words", "max_query_tokens", "max_seq_len",
-                 "min_article_chars", "seed", "entities_per_unit"):
+                 "min_article_chars", "max_article_chars", "seed", "entities_per_unit"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     p.set_defaults(func=_run)
 
@@ -619,7 +651,8 @@ def _run(args) -> int:
         raise ValueError("--workers must be >= 1")
     params = MRCParams(**{f.name: getattr(args, f.name) for f in fields(MRCParams)})
     manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
-                              resume=args.resume, progress=not args.no_progress)
+                              resume=args.resume, progress=not args.no_progress,
+                              force_lang=args.force_lang)
     counts = manifest.get("counts", {})
     print(json.dumps({"out": str(args.out), "examples": counts.get("examples", 0),
                       "answerable": counts.get("answerable", 0),
