@@ -23,6 +23,7 @@ import html
 import json
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from data_prep import sniff
 from data_prep.format import read_manifest
-from data_prep.shards import ShardedBuild, run_tasks, write_shard
+from data_prep.shards import ShardedBuild, check_writable, run_tasks, write_shard
 from data_prep.tokenizer import load_tokenizer, tokenizer_info
 
 
@@ -98,9 +100,11 @@ def _json_text(raw: bytes) -> str:
 
 
 def _read_documents(f: BinaryIO, offset: int, count: int | None, json_lines: bool,
-                    invalid: list[int]) -> Iterator[list[str]]:
-    """`count` documents (None: all) from `offset`, each a list of non-empty lines.
-    Undecodable lines are dropped and counted in `invalid[0]`; a document may come out empty."""
+                    skipped: Counter) -> Iterator[list[str]]:
+    """`count` documents (None: all) from `offset`, each a list of non-empty lines. Dropped
+    lines are counted in `skipped`: "invalid_utf8" (undecodable), and for JSON lines
+    "malformed_json" (no JSON) and "missing_field" (no "text" string); a document may come out
+    empty."""
     f.seek(offset)
     done = 0
     lines: list[str] = []
@@ -116,8 +120,14 @@ def _read_documents(f: BinaryIO, offset: int, count: int | None, json_lines: boo
         if json_lines:
             try:
                 text = _json_text(raw)
-            except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-                invalid[0] += 1
+            except UnicodeDecodeError:
+                skipped["invalid_utf8"] += 1
+                text = ""
+            except ValueError:
+                skipped["malformed_json"] += 1
+                text = ""
+            except (KeyError, TypeError):
+                skipped["missing_field"] += 1
                 text = ""
             yield [line.strip() for line in text.split("\n") if line.strip()]
             done += 1
@@ -128,7 +138,7 @@ def _read_documents(f: BinaryIO, offset: int, count: int | None, json_lines: boo
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            invalid[0] += 1
+            skipped["invalid_utf8"] += 1
             continue
         if line:
             lines.append(line)
@@ -138,9 +148,8 @@ def _read_documents(f: BinaryIO, offset: int, count: int | None, json_lines: boo
 
 def iter_documents(path: str | Path) -> Iterator[list[str]]:
     """All documents of one input (plain text or WikiExtractor JSON), as lists of lines."""
-    invalid = [0]
     with open_binary(path) as f:
-        yield from _read_documents(f, 0, None, is_json_lines(path), invalid)
+        yield from _read_documents(f, 0, None, is_json_lines(path), Counter())
 
 
 def scan_documents(paths: list[str], per_unit: int) -> list[Unit]:
@@ -254,8 +263,8 @@ def pack_segments(line_ids: list[np.ndarray], budget: int) -> list[np.ndarray]:
 
 
 def _corpus_unit(job: Job, unit: Unit, f: BinaryIO) -> dict:
-    invalid = [0]
-    docs = list(_read_documents(f, unit.offsets[0], unit.count, unit.json_lines, invalid))
+    skipped: Counter = Counter()
+    docs = list(_read_documents(f, unit.offsets[0], unit.count, unit.json_lines, skipped))
     flat = [line for doc in docs for line in doc]
     if not flat:
         line_units: list[list[np.ndarray]] = []
@@ -277,7 +286,8 @@ def _corpus_unit(job: Job, unit: Unit, f: BinaryIO) -> dict:
               "adjacent_pairs": sum(len(d) - 1 for d in documents),
               "tokens": int(sum(len(s) for d in documents for s in d)), "lines": len(flat),
               "text_bytes": text_bytes,
-              "skipped": {"empty": empty, "invalid_utf8": invalid[0]}}
+              "skipped": {"empty": empty, "invalid_utf8": skipped.pop("invalid_utf8", 0),
+                          **skipped}}  # JSON line problems only where there are any
     write_shard(job.work_dir, unit.index, documents, counts)
     return counts
 
@@ -365,14 +375,59 @@ def _check_positive(**values: int) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
-def _input_params(paths: list[str | Path]) -> list[dict]:
+def _input_params(paths: list[str | Path], check) -> list[dict]:
+    """The build parameters of the inputs; `check(path)` refuses a file no build reads."""
     found = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"input not found: {path}")
+        check(path)
         found.append({"path": str(path.resolve()), "bytes": path.stat().st_size})
     return found
+
+
+_TEXT = "expected UTF-8 text"
+_DOCUMENTS = (f"{_TEXT} (a blank line between documents) or WikiExtractor --json lines "
+              '({"title", "text"} objects)')
+
+
+def check_text_input(path: Path, expected: str = f"{_TEXT}, one sentence per line") -> str:
+    """The head of `path` as text; raises ValueError naming `path` when it is empty, binary or
+    UTF-16."""
+    head, whole = sniff.read_head(path)
+    if not head and not whole:
+        raise ValueError(f"{path} cannot be decompressed (a broken or cut-off .bz2/.gz file)")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ValueError(f"{path} is UTF-16 text: {expected} (convert it: iconv -f UTF-16 -t "
+                         f"UTF-8)")
+    text = sniff.head_text(head, utf16=False)
+    looks = sniff.unusable(head, text)
+    if looks is not None:
+        raise ValueError(f"{path} is {looks}: {expected}")
+    return text
+
+
+def check_corpus_input(path: Path) -> None:
+    """`check_text_input`, and also refuse HTML, XML dumps and JSON that is not WikiExtractor's."""
+    text = check_text_input(path, _DOCUMENTS).lstrip()
+    kind = sniff.markup(text)
+    if kind == "html":
+        raise ValueError(f"{path} is an HTML page: {_DOCUMENTS}")
+    if kind == "mediawiki":
+        raise ValueError(f"{path} is a MediaWiki XML dump: extract it first (python -m "
+                         f"wikiextractor.WikiExtractor DUMP --json -o OUT), or use wiki-mrc")
+    if text[:1] not in ("{", "[") or is_json_lines(path):
+        return
+    looks = sniff.json_document(text)
+    if looks is None:
+        try:
+            first = json.loads(text.split("\n", 1)[0])
+        except ValueError:
+            return  # text that happens to start with a brace
+        kind = "an object" if isinstance(first, dict) else f"a JSON {type(first).__name__}"
+        looks = f'JSON lines without a "text" field (first line: {kind})'
+    raise ValueError(f"{path} is {looks}: {_DOCUMENTS}")
 
 
 def _check_units(build: ShardedBuild, units: list[Unit], what: str) -> None:
@@ -394,7 +449,8 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
     if max_seq_len < 3:
         raise ValueError(f"--max-seq-len must be at least 3, got {max_seq_len}")
     _check_positive(docs_per_shard=docs_per_shard, workers=workers)
-    sources = _input_params(inputs)
+    sources = _input_params(inputs, check_corpus_input)
+    check_writable(out_dir)
     info = tokenizer_info(load_tokenizer(tokenizer))
     params = {"inputs": sources, "lang": lang, "tokenizer": info["fingerprint"],
               "max_seq_len": max_seq_len, "docs_per_shard": docs_per_shard}
@@ -403,11 +459,15 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
     build = ShardedBuild(out_dir, "corpus", params, resume=resume)
     if build.complete:
         return read_manifest(out_dir)
-    units = scan_documents([s["path"] for s in sources], docs_per_shard)
-    job = Job("corpus", str(build.work_dir), str(tokenizer), max_seq_len, sentences)
-    _check_units(build, units, "documents")
-    run_build(build, job, units, workers, f"corpus {lang}")
-    return build.merge(len(units), {"lang": lang, "tokenizer": info})
+    try:
+        units = scan_documents([s["path"] for s in sources], docs_per_shard)
+        job = Job("corpus", str(build.work_dir), str(tokenizer), max_seq_len, sentences)
+        _check_units(build, units, "documents")
+        run_build(build, job, units, workers, f"corpus {lang}")
+        return build.merge(len(units), {"lang": lang, "tokenizer": info})
+    except BaseException:
+        build.discard_unstarted()
+        raise
 
 
 def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: str,
@@ -417,7 +477,8 @@ def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: st
     manifest. Pairs with an empty or undecodable side, or a side over `max_len` ids, are
     dropped and counted under `skipped`."""
     _check_positive(max_len=max_len, pairs_per_shard=pairs_per_shard, workers=workers)
-    sources = _input_params([src, tgt])
+    sources = _input_params([src, tgt], check_text_input)
+    check_writable(out_dir)
     info = tokenizer_info(load_tokenizer(tokenizer))
     params = {"inputs": sources, "src_lang": src_lang, "tgt_lang": tgt_lang,
               "tokenizer": info["fingerprint"], "max_len": max_len,
@@ -425,13 +486,17 @@ def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: st
     build = ShardedBuild(out_dir, "parallel", params, resume=resume)
     if build.complete:
         return read_manifest(out_dir)
-    units = scan_lines([s["path"] for s in sources], pairs_per_shard)
-    job = Job("parallel", str(build.work_dir), str(tokenizer), max_len)
-    _check_units(build, units, "lines")
-    run_build(build, job, units, workers, f"parallel {src_lang}-{tgt_lang}")
-    extra = {"lang": f"{src_lang}-{tgt_lang}", "src_lang": src_lang, "tgt_lang": tgt_lang,
-             "tokenizer": info}
-    return build.merge(len(units), extra)
+    try:
+        units = scan_lines([s["path"] for s in sources], pairs_per_shard)
+        job = Job("parallel", str(build.work_dir), str(tokenizer), max_len)
+        _check_units(build, units, "lines")
+        run_build(build, job, units, workers, f"parallel {src_lang}-{tgt_lang}")
+        extra = {"lang": f"{src_lang}-{tgt_lang}", "src_lang": src_lang, "tgt_lang": tgt_lang,
+                 "tokenizer": info}
+        return build.merge(len(units), extra)
+    except BaseException:
+        build.discard_unstarted()
+        raise
 
 
 def register(subparsers) -> None:

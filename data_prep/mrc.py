@@ -3,9 +3,10 @@
 Definition article → query, mention article → context, anchor → answer (DESIGN.md "mPMR data").
 The build has three phases:
 
-1. read the dump or WikiExtractor JSON (`data_prep.wiki`), cached in `OUT/.work/corpus.jsonl`
-   so that a resumed build never re-parses the dump;
-2. index: word spans per article (`data_prep.wordtok`), redirect-resolved link targets,
+1. read the dump or WikiExtractor JSON (`data_prep.wiki`) into an on-disk article store
+   (`data_prep.wiki_store`, `OUT/.work/store`), so that a resumed build never re-parses the
+   dump and no article stays in memory;
+2. index (`data_prep.mrc_index`): redirect-resolved link targets,
    surface forms and mentions per entity, and the corpus counts that decide which words of a
    title name the entity on their own (`name_parts`) — cheap and recomputed on resume;
 3. per unit of entities (sorted by title; each entity's randomness seeded from
@@ -34,7 +35,7 @@ import regex
 
 from data_prep.encode import encode_examples
 from data_prep.mrc_index import Index, build_index  # noqa: F401 -- build_index is part of this API
-from data_prep.shards import ShardedBuild, counter_dict, run_tasks, write_shard
+from data_prep.shards import WORK, ShardedBuild, check_writable, counter_dict, run_tasks, write_shard
 from data_prep.wiki_store import ArticleStore, write_store
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
@@ -68,6 +69,7 @@ class MRCParams:
     max_query_tokens: int = 128
     max_seq_len: int = 512
     min_article_chars: int = 200
+    max_article_chars: int = 1_000_000  # longer pages (raw text) are skipped as huge_article
     seed: int = 0
     entities_per_unit: int = 64
 
@@ -75,7 +77,7 @@ class MRCParams:
         if self.min_mentions is None:
             self.min_mentions = 10 if self.lang == "en" else 5
         for name in ("min_mentions", "max_mentions", "query_words", "context_words",
-                     "max_query_tokens", "entities_per_unit"):
+                     "max_query_tokens", "entities_per_unit", "max_article_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if self.max_seq_len < self.max_query_tokens + 8:
@@ -410,19 +412,27 @@ def _load_or_read_store(work_dir: Path, input_path: str, params: MRCParams, work
     began = time.perf_counter()
     if not (folder / "meta.json").is_file():
         write_store(input_path, params.lang, folder, workers=workers, progress=progress,
-                    min_article_chars=params.min_article_chars)
+                    min_article_chars=params.min_article_chars,
+                    max_article_chars=params.max_article_chars)
     return ArticleStore(folder), time.perf_counter() - began
 
 
 def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: str | Path,
                    params: MRCParams, *, workers: int = 1, resume: bool = False,
-                   progress: bool = True) -> dict:
-    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest."""
+                   progress: bool = True, force_lang: bool = False) -> dict:
+    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest.
+
+    Inputs that are no dump or WikiExtractor JSON, an unwritable `out_dir`, and (unless
+    `force_lang`) a dump whose header names another language than `params.lang` are refused
+    before anything is written."""
     from data_prep.tokenizer import load_tokenizer, tokenizer_info
 
     input_path = Path(input_path)
     if not input_path.exists():
         raise FileNotFoundError(f"--input {input_path} does not exist")
+    check_writable(out_dir)
+    if not (resume and (Path(out_dir) / WORK / "store" / "meta.json").is_file()):  # else never re-read
+        check_dump_language(input_path, params.lang, force_lang)
     tokenizer = load_tokenizer(tokenizer_path)
     tok_info = tokenizer_info(tokenizer)
     build = ShardedBuild(out_dir, "mrc", {**asdict(params), "input": str(input_path.resolve()),
@@ -431,6 +441,27 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     if build.complete:
         print(f"{out_dir}: already complete")
         return json.loads((Path(out_dir) / "manifest.json").read_text())
+    try:
+        return _build(build, input_path, tokenizer, tok_info, params, workers, progress)
+    except BaseException:
+        build.discard_unstarted()
+        raise
+
+
+def check_dump_language(input_path: Path, lang: str, force_lang: bool = False) -> None:
+    """Raise ValueError when an input is no wiki input, or (unless `force_lang`) when the dump's
+    header says another language than `lang`."""
+    from data_prep.wiki import dump_language
+
+    dumped = dump_language(input_path)  # sniffs every input file
+    if dumped is not None and dumped != lang and not force_lang:
+        raise ValueError(f"--lang {lang} contradicts {input_path}: its header says {dumped!r} "
+                         f"(xml:lang / <dbname>); pass --lang {dumped}, or --force-lang to read "
+                         f"it with the {lang!r} rules anyway")
+
+
+def _build(build: ShardedBuild, input_path: Path, tokenizer, tok_info: dict, params: MRCParams,
+           workers: int, progress: bool) -> dict:
     timings = {}
     store, timings["parse"] = _load_or_read_store(build.work_dir, str(input_path), params,
                                                   workers, progress)
@@ -474,11 +505,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder for this language")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    p.add_argument("--force-lang", action="store_true",
+                   help="build even if the dump's header names another language than --lang")
     p.add_argument("--no-progress", action="store_true")
     defaults = MRCParams(lang="en")
     p.add_argument("--min-mentions", type=int, default=None, help="default 10 for en, 5 otherwise")
     for name in ("max_mentions", "query_words", "context_words", "max_query_tokens", "max_seq_len",
-                 "min_article_chars", "seed", "entities_per_unit"):
+                 "min_article_chars", "max_article_chars", "seed", "entities_per_unit"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     p.set_defaults(func=_run)
 
@@ -492,7 +525,8 @@ def _run(args) -> int:
         raise ValueError("--workers must be >= 1")
     params = MRCParams(**{f.name: getattr(args, f.name) for f in fields(MRCParams)})
     manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
-                              resume=args.resume, progress=not args.no_progress)
+                              resume=args.resume, progress=not args.no_progress,
+                              force_lang=args.force_lang)
     counts = manifest.get("counts", {})
     print(json.dumps({"out": str(args.out), "examples": counts.get("examples", 0),
                       "answerable": counts.get("answerable", 0),

@@ -113,6 +113,22 @@ def run_tasks(tasks: list, run: Callable[[object], int], *, workers: int, total:
                 bar.update(count)
 
 
+def check_writable(out_dir: str | Path) -> None:
+    """Raise ValueError when the build folder `out_dir` cannot be created or written: a regular
+    file in its place or on its path, or a folder without write permission. Cheap: call it
+    before any expensive work."""
+    out = Path(out_dir)
+    existing = out
+    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == out else f"is under {existing}, which is a file"
+        raise ValueError(f"--out {out} {where}: pass a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable (permission denied); pass "
+                         f"another --out")
+
+
 def _params_diff(old: Mapping, new: Mapping) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -144,8 +160,20 @@ class ShardedBuild:
                                  f"continue it, or delete {self.work_dir} to start over")
             if params_file.is_file():
                 self._check_same(json.loads(params_file.read_text()))
+        self._created_work = not self.work_dir.exists()
         (self.work_dir / "shards").mkdir(parents=True, exist_ok=True)
         atomic_write_text(params_file, json.dumps(self.params, sort_keys=True, indent=1))
+
+    def discard_unstarted(self) -> None:
+        """After a failed start: remove .work/ when this run created it and it holds nothing
+        worth resuming — no committed unit and no finished phase (a `meta.json`, e.g. the MRC
+        article store) — so that the re-run with corrected arguments needs no --resume."""
+        if self.complete or not getattr(self, "_created_work", False):
+            return
+        worth = any((self.work_dir / "shards").glob("*.json")) or \
+            any(self.work_dir.glob("*/meta.json"))
+        if not worth:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _check_same(self, old: Mapping) -> None:
         diff = _params_diff(old, json.loads(json.dumps(self.params)))

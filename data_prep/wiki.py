@@ -4,7 +4,8 @@ Accepts a pages-articles dump (``.xml``, ``.xml.bz2``, ``.xml.gz``; UTF-8 or UTF
 WikiExtractor 3.1 used as a library (links kept), or ready WikiExtractor ``--json`` output (one file, a
 compressed file, or a folder tree like ``AA/wiki_00.bz2``; links raw or HTML-escaped). Produces
 :class:`WikiCorpus`: content articles in input order, the redirect map, and a counter of every skipped
-page or problem. Bad input never raises: it is counted under ``WikiCorpus.skipped[reason]``. zh is read
+page or problem. Bad pages and lines never raise: they are counted under ``WikiCorpus.skipped[reason]``;
+a file that is no dump or JSON (empty, HTML, SQuAD JSON, binary) raises ValueError naming it. zh is read
 in Simplified Chinese (text, titles, link targets and redirects; :mod:`data_prep.zh_convert`).
 
 Never: resolve link targets through redirects (callers do, with :meth:`WikiCorpus.resolve`), iterate a set
@@ -36,7 +37,7 @@ from xml.sax.saxutils import escape as xml_escape
 from tqdm import tqdm
 from wikiextractor import extract as wx
 
-from data_prep import zh_convert
+from data_prep import sniff, zh_convert
 from data_prep.wiki_templates import TemplateExtractor
 
 log = logging.getLogger(__name__)
@@ -592,19 +593,68 @@ def _dump_jobs(path: Path, lang: str, raw_redirects: dict[str, str],
         for source, target in redirects:
             raw_redirects.setdefault(source, target)
 
-def _sniff(path: Path) -> str | None:
-    """"xml", "json" or None, from the first non-blank character of the (decompressed) file."""
+
+class _NotJSONOutput(ValueError):
+    """WikiExtractor output without --json: fatal even beside other input, it needs a rerun."""
+
+
+_EXPECTED = "expected a pages-articles XML dump (.xml, .xml.bz2, .xml.gz) or WikiExtractor --json output"
+_JSON_RECORD_START_RE = re.compile(r'^\{\s*"(?:id|revid|url|title|text)"\s*:')
+
+
+def _is_wikiextractor_json(lines: list[str], whole: bool) -> bool:
+    """One of the first complete lines is a {"title", "text"} record (or the first article is longer
+    than the head and starts like one)."""
+    complete = lines if whole else lines[:-1]  # the last line of a partial head may be cut
+    for line in complete[:20]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("title"), str) \
+                and isinstance(record.get("text"), str):
+            return True
+    return not complete and bool(_JSON_RECORD_START_RE.match(lines[0]))
+
+
+def _sniff(path: Path) -> str:
+    """"xml" or "json", from the (decompressed) start of the file. Raises ValueError naming the file and
+    what it looks like when it is neither: empty, HTML, SQuAD JSON, binary, plain text, …"""
+    head, whole = sniff.read_head(path)
+    if not head and not whole:  # cut-off compressed file: trust its name, reading will count the cut
+        if ".xml" in path.name or path.name.startswith("wiki_"):
+            return "xml" if ".xml" in path.name else "json"
+        raise ValueError(f"{path} cannot be decompressed (a broken or cut-off .bz2/.gz file): {_EXPECTED}")
+    text = sniff.head_text(head)
+    stripped = text.lstrip()
+    looks = sniff.unusable(head, text)
+    if looks is None and stripped.startswith("<"):
+        if stripped.startswith("<doc"):
+            raise _NotJSONOutput(f"{path} is WikiExtractor output without --json: rerun WikiExtractor with --json")
+        kind = sniff.markup(stripped)
+        if kind == "mediawiki":
+            return "xml"
+        looks = "an HTML page" if kind == "html" else (
+            f"XML without <mediawiki> or <page> in its first {sniff.SNIFF_BYTES >> 10} KiB")
+    elif looks is None and stripped[:1] in ("{", "["):
+        lines = stripped.split("\n")
+        if _is_wikiextractor_json(lines, whole):
+            return "json"
+        looks = sniff.json_document(stripped) or _json_lines_kind(lines[0])
+    elif looks is None:
+        looks = f"plain text (first line {stripped.split(chr(10), 1)[0][:60]!r})"
+    raise ValueError(f"{path} is {looks}: {_EXPECTED}")
+
+
+def _json_lines_kind(first: str) -> str:
     try:
-        with _open_decompressed(path) as raw:
-            head = raw.read(256)
-    except (OSError, EOFError):  # cut-off compressed file: trust its name, reading will count the cut
-        return "xml" if ".xml" in path.name else "json" if path.name.startswith("wiki_") else None
-    if head[:2] in _UTF16_CODECS:
-        return "xml"
-    head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if head.startswith(b"<doc"):
-        raise ValueError(f"{path} is WikiExtractor output without --json: rerun WikiExtractor with --json")
-    return "xml" if head[:1] == b"<" else "json" if head[:1] in (b"{", b"") else None
+        record = json.loads(first)
+    except ValueError:
+        return "JSON that is not JSON lines (one object per line)"
+    if isinstance(record, dict):
+        keys = ", ".join(sorted(map(str, record))[:6]) or "none"
+        return f'JSON lines without "title" and "text" (keys of the first: {keys})'
+    return f'JSON lines of {type(record).__name__}s, not of {{"title", "text"}} objects'
 
 
 # WikiExtractor output (AA/wiki_00[.bz2]), JSON lines, dumps incl. parts like "…articles1.xml-p1p41242.bz2"
@@ -624,21 +674,56 @@ def _input_files(path: Path) -> list[tuple[Path, str]]:
             "or WikiExtractor JSON output (a file or its output folder, e.g. OUT/AA/wiki_00.bz2)"
         )
     if path.is_file():
-        kind = _sniff(path)
-        if kind is None:
-            raise ValueError(f"{path} is neither a MediaWiki XML dump nor WikiExtractor JSON lines")
-        return [(path, kind)]
+        return [(path, _sniff(path))]
     candidates = sorted(
         (p for p in path.rglob("*") if p.is_file() and _INPUT_NAME_RE.search(p.name)),
         key=lambda p: _natural_key(p.relative_to(path).as_posix()),
     )
-    files = [(p, kind) for p in candidates if (kind := _sniff(p)) is not None]
+    files, rejected = [], []
+    for candidate in candidates:
+        try:
+            files.append((candidate, _sniff(candidate)))
+        except _NotJSONOutput:
+            raise
+        except ValueError as err:
+            rejected.append(str(err).split(": expected", 1)[0])
     if not files:
+        found = (f"; {rejected[0]}" + (f" (and {len(rejected) - 1} more such files)" if len(rejected) > 1 else "")
+                 if rejected else "")
         raise ValueError(
-            f"no wiki input found under {path}: expected WikiExtractor output files (AA/wiki_00, "
+            f"no wiki input found under {path}{found}: expected WikiExtractor output files (AA/wiki_00, "
             "AA/wiki_00.bz2, *.json[l]) or dumps (*.xml, *.xml.bz2)"
         )
+    for reason in rejected:  # a stray file beside the real input: said, not fatal
+        log.warning("skipping %s", reason)
     return files
+
+
+def dump_language(path: str | Path) -> str | None:
+    """Language of the first XML input under ``path``, from its header: ``xml:lang`` of ``<mediawiki>``,
+    else ``<dbname>`` ("dewiki" -> "de"). None for JSON input or a header with neither. Reads only the
+    header (the bytes before the first ``<page>``)."""
+    files = _input_files(Path(path))
+    xml = next((file for file, kind in files if kind == "xml"), None)
+    if xml is None:
+        return None
+    header = b""
+    try:
+        with _open_decompressed(xml) as raw:
+            for chunk in _utf8_chunks(raw):
+                header += chunk
+                if _PAGE_OPEN_RE.search(header) or len(header) > 1 << 22:
+                    break
+    except (EOFError, OSError):  # a cut stream: the header read so far
+        pass
+    page = _PAGE_OPEN_RE.search(header)
+    header = header[:page.start()] if page else header
+    root = _ROOT_RE.search(header)
+    lang = re.search(rb'\bxml:lang\s*=\s*["\']([^"\']+)["\']', root.group()) if root else None
+    if lang:
+        return lang.group(1).decode("utf-8", "replace").strip().lower()
+    dbname = re.search(rb"<dbname>\s*([A-Za-z_-]+?)wiki\s*</dbname>", header)
+    return dbname.group(1).decode().replace("_", "-").lower() if dbname else None
 
 
 def _resolve_redirect_chains(raw: dict[str, str], skipped: collections.Counter) -> dict[str, str]:

@@ -49,7 +49,7 @@ def evaluate(task: str, gold_path: str | Path, pred_path: str | Path, *, lang: s
     MLQA language."""
     if lang is not None and task != "eqa":
         raise ValueError("--lang applies to --task eqa only")
-    predictions = read_predictions(pred_path)
+    predictions = read_predictions(pred_path, task)
     if task == "eqa":
         mlqa_lang = mlqa_context_lang(gold_path) if lang is None else lang
         return metrics.eqa_scores(read_squad(gold_path), predictions,
@@ -64,7 +64,55 @@ def evaluate(task: str, gold_path: str | Path, pred_path: str | Path, *, lang: s
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
-def read_predictions(path: str | Path) -> dict:
+def _json_type(value) -> str:
+    """The JSON name of a parsed value's type, as a user sees it in the file."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _is_span(span) -> bool:
+    """[char_start, char_end, label(, score)]: ints, a string label, a number score."""
+    if not isinstance(span, list) or len(span) not in (3, 4):
+        return False
+    start, end, label = span[:3]
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+    score_ok = len(span) == 3 or (isinstance(span[3], (int, float)) and not isinstance(span[3], bool))
+    return ints and isinstance(label, str) and score_ok
+
+
+_SPANS = "a list of [char_start, char_end, label(, score)] spans"
+# What each task reads per prediction id: (check, what the user must give).
+_EXPECTED = {
+    "eqa": (lambda v: isinstance(v, str), "the answer text (a string)"),
+    "ner": (lambda v: isinstance(v, list) and all(map(_is_span, v)), _SPANS),
+    "absa": (lambda v: isinstance(v, list) and all(map(_is_span, v)), _SPANS),
+    "pair": (lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)),
+             "a label (a string, or an integer label such as 0/1)"),
+}
+
+
+def _check_predictions(path: Path, task: str, predictions: dict) -> None:
+    """Raise TaskFormatError naming the file and the first id whose value `task` cannot read."""
+    check, expected = _EXPECTED[task]
+    for key, value in predictions.items():
+        if check(value):
+            continue
+        if isinstance(value, list) and task in ("ner", "absa"):
+            bad = next(span for span in value if not _is_span(span))
+            raise TaskFormatError(f"{path}: prediction {key!r} holds {json.dumps(bad)[:80]}, "
+                                  f"expected {expected}")
+        raise TaskFormatError(f"{path}: prediction {key!r} is {_json_type(value)}, "
+                              f"expected {expected}")
+
+
+def read_predictions(path: str | Path, task: str | None = None) -> dict:
+    """The {id: prediction} object of a prediction file; with `task`, every value is checked to
+    be of the type that task reads (TaskFormatError names the file and the id)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prediction file not found: {path}")
@@ -75,6 +123,8 @@ def read_predictions(path: str | Path) -> dict:
     if not isinstance(predictions, dict):
         raise TaskFormatError(f"{path}:1: expected a JSON object {{id: prediction}}, got "
                               f"{type(predictions).__name__}")
+    if task in _EXPECTED:
+        _check_predictions(path, task, predictions)
     return predictions
 
 
