@@ -226,7 +226,8 @@ def scale_main(argv: list[str]) -> int:
                    "--no-progress"]
             seconds, peak = run_build(cmd)
             manifest = json.loads((out / "manifest.json").read_text())
-            text_bytes = manifest.get("reading", {}).get("text_bytes")
+            profile = manifest.get("profile", {})
+            text_bytes = profile.get("text_bytes")
             text_source = "manifest"
             if text_bytes is None:  # synth's count of article text without markup (en: ASCII)
                 text_bytes, text_source = counts["text_chars"], "synth"
@@ -234,7 +235,7 @@ def scale_main(argv: list[str]) -> int:
             rows.append({"n": n, "workers": w, "seconds": round(seconds, 2),
                          "examples": examples, "examples_per_s_core": examples / seconds / w,
                          "peak_mb": round(peak, 1), "text_mb": round(text_bytes / 2**20, 2),
-                         "text_source": text_source, "timings": manifest.get("timings")})
+                         "text_source": text_source, "timings": profile.get("seconds")})
             print(f"  built N={n} W={w}: {seconds:.1f} s, peak {peak:.0f} MiB", flush=True)
     base = {r["n"]: r["seconds"] for r in rows if r["workers"] == 1}
     for r in rows:
@@ -257,14 +258,14 @@ def print_scale_table(rows: list[dict], all_cores: int) -> None:
     print("peak MiB: PSS (else RSS) summed over the build process and its children, sampled "
           "every 0.2 s")
     print(f"text MiB: {', '.join(sorted({r['text_source'] for r in rows}))} "
-          "(manifest: reading.text_bytes; synth: the generator's count of article text without "
+          "(manifest: profile.text_bytes, the UTF-8 bytes of the cleaned articles; synth: the generator's count of article text without "
           "markup)")
     for r in rows:
         if r["timings"]:
             phases = ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
             print(f"phases N={r['n']} W={r['workers']}: {phases}")
     if not any(r["timings"] for r in rows):
-        print("phases: the manifest has no 'timings' yet")
+        print("phases: the manifest has no 'profile.seconds'")
     for w in sorted({r["workers"] for r in rows}):
         sel = [r for r in rows if r["workers"] == w]
         ns = [float(r["n"]) for r in sel]

@@ -102,6 +102,26 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, queries: np.ndarray,
     return np.where(found, values[pos], missing)
 
 
+def split_spans(words: np.ndarray, cuts: list[int]) -> np.ndarray:
+    """`mrc.split_at` on an [n, 2] array: words cut at every offset strictly inside them."""
+    words = np.asarray(words, dtype=np.int32).reshape(-1, 2)
+    if not cuts or not len(words):
+        return words.copy()
+    at = np.asarray(cuts, dtype=np.int64)
+    first = np.searchsorted(at, words[:, 0], side="right")  # first cut after the start
+    last = np.searchsorted(at, words[:, 1], side="left")  # first cut at or after the end
+    split = np.flatnonzero(last > first)
+    if not len(split):
+        return words.copy()
+    pieces, prev = [], 0
+    for i in split.tolist():
+        edges = [int(words[i, 0]), *at[first[i]:last[i]].tolist(), int(words[i, 1])]
+        pieces += [words[prev:i], np.asarray(list(zip(edges[:-1], edges[1:])), np.int32)]
+        prev = i + 1
+    pieces.append(words[prev:])
+    return np.concatenate(pieces)
+
+
 def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
                 min_mentions: int = 1, work_dir: str | Path | None = None) -> Index:
     """Index an `ArticleStore` (or a `WikiCorpus`, stored to a temporary folder first).
@@ -210,11 +230,8 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
     links_view = _View(links_of, n)
 
     def words_of(art: int) -> np.ndarray:
-        from data_prep.mrc import split_at
-
         cuts = sorted({c for s, e, _ in links_view[art] for c in (s, e)})
-        spans = split_at([tuple(w) for w in store.raw_words(art).tolist()], cuts)
-        return np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+        return split_spans(store.raw_words(art), cuts)
 
     def mentions_of(e: int) -> list[tuple[int, int]]:
         sl = entity_slice(e)

@@ -549,3 +549,16 @@ def test_a_build_without_entities_is_an_empty_readable_dataset(tokenizer_dir, tm
     assert manifest["counts"]["examples"] == 0
     assert len(MRCDataset(tmp_path / "en")) == 0
     assert list(iter_decoded(tmp_path / "en", None, None)) == []
+
+
+def test_split_spans_equals_split_at():
+    from data_prep.mrc_index import split_spans
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        edges = np.sort(rng.choice(400, size=2 * int(rng.integers(0, 30)), replace=False))
+        words = [tuple(map(int, p)) for p in edges.reshape(-1, 2)]
+        cuts = sorted(set(rng.integers(0, 400, size=int(rng.integers(0, 12))).tolist()))
+        got = split_spans(np.asarray(words, np.int32).reshape(-1, 2), cuts)
+        assert got.dtype == np.int32
+        assert [tuple(w) for w in got.tolist()] == split_at(words, cuts)
