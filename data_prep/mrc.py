@@ -500,9 +500,13 @@ def _build(build: ShardedBuild, input_path: Path, tokenizer, tok_info: dict, par
 def register(subparsers) -> None:
     p = subparsers.add_parser("wiki-mrc", help="Wikipedia dump or WikiExtractor JSON → MRC data")
     p.add_argument("--input", required=True, help="pages-articles .xml/.xml.bz2, or JSON file/dir")
-    p.add_argument("--lang", required=True)
+    p.add_argument("--lang", help="language of --input (or use --langs)")
+    p.add_argument("--langs", metavar="all|xx,yy",
+                   help="build several languages: --input is a folder with one dump (or "
+                        "WikiExtractor folder) per language, --out the root of ROOT/xx folders")
     p.add_argument("--tokenizer", required=True, help="tokenizer folder (ours or xlm-roberta-*)")
-    p.add_argument("--out", required=True, help="output folder for this language")
+    p.add_argument("--out", required=True, help="output folder for this language (with --langs: "
+                   "the root folder)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resume", action="store_true", help="continue an interrupted build")
     p.add_argument("--force-lang", action="store_true",
@@ -519,10 +523,23 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     from data_prep.wordtok import SUPPORTED_LANGS
 
-    if args.lang not in SUPPORTED_LANGS:
-        raise ValueError(f"--lang {args.lang}: supported are {' '.join(SUPPORTED_LANGS)}")
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    if (args.lang is None) == (args.langs is None):
+        raise ValueError("pass --lang xx for one dump, or --langs all|xx,yy for a folder of dumps")
+    if args.langs is not None:
+        from data_prep.mrc_langs import build_all
+
+        options = {f.name: getattr(args, f.name) for f in fields(MRCParams) if f.name != "lang"}
+        MRCParams(lang="en", **options)  # a bad value fails before any language starts
+        check_writable(args.out)
+        root = build_all(args.input, args.langs, args.tokenizer, args.out, options,
+                         workers=args.workers, progress=not args.no_progress,
+                         force_lang=args.force_lang)
+        print(json.dumps({"out": str(args.out), **root["total"]}))
+        return 0
+    if args.lang not in SUPPORTED_LANGS:
+        raise ValueError(f"--lang {args.lang}: supported are {' '.join(SUPPORTED_LANGS)}")
     params = MRCParams(**{f.name: getattr(args, f.name) for f in fields(MRCParams)})
     manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
                               resume=args.resume, progress=not args.no_progress,

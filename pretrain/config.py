@@ -355,6 +355,15 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
 
 # ----------------------------------------------------------------------------- data folders
 
+def _is_languages_root(manifest: Path) -> bool:
+    """ROOT/manifest.json of `wiki-mrc --langs` sums up ROOT/xx folders; it is no data folder."""
+
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("kind") == "languages"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def data_folders(data: DataConfig) -> list[Path]:
     """The MRC folders named by `data.paths` (a folder with a manifest, or a root whose
     subfolders hold manifests, in sorted order). Raises `ConfigError` for missing paths and
@@ -369,7 +378,7 @@ def data_folders(data: DataConfig) -> list[Path]:
         path = Path(raw)
         if not path.is_dir():
             raise ConfigError(f"data.paths: {path} does not exist (or is not a folder)")
-        if (path / MANIFEST).is_file():
+        if (path / MANIFEST).is_file() and not _is_languages_root(path / MANIFEST):
             folders.append(path)
             continue
         if (path / WORK).is_dir():
