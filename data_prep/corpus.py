@@ -33,7 +33,8 @@ import numpy as np
 
 from data_prep import sniff
 from data_prep.format import read_manifest
-from data_prep.shards import ShardedBuild, check_writable, run_tasks, write_shard
+from data_prep.shards import (ShardedBuild, add_part_options, check_writable, parse_part, run_tasks,
+                             write_shard)
 from data_prep.tokenizer import load_tokenizer, tokenizer_info
 
 
@@ -362,7 +363,8 @@ def _tasks(pending: list[Unit], workers: int) -> list[list[Unit]]:
 
 def run_build(build: ShardedBuild, job: Job, units: list[Unit], workers: int, desc: str) -> None:
     """Build every uncommitted unit (in a pool when workers > 1), with a progress bar."""
-    pending = [u for u in units if not build.committed(u.index)]
+    mine = set(build.pending(len(units)))
+    pending = [u for u in units if u.index in mine]
     run_tasks([(job, task) for task in _tasks(pending, workers)], _run_packed, workers=workers,
               total=len(units), committed=len(units) - len(pending), desc=desc)
 
@@ -438,7 +440,8 @@ def _check_units(build: ShardedBuild, units: list[Unit], what: str) -> None:
 
 def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out_dir: str | Path,
                  *, max_seq_len: int = 512, workers: int = 1, resume: bool = False,
-                 docs_per_shard: int = 10_000, sentences: bool = False) -> dict:
+                 docs_per_shard: int = 10_000, sentences: bool = False,
+                 part: tuple[int, int] | None = None, merge_only: bool = False) -> dict:
     """Tokenize monolingual documents into `out_dir` (`corpus` layout); returns the manifest.
 
     Segments hold at most `max_seq_len - 2` ids. `sentences`: pack sentences instead of lines,
@@ -456,7 +459,7 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
               "max_seq_len": max_seq_len, "docs_per_shard": docs_per_shard}
     if sentences:  # only when on: default builds keep the parameters (and --resume) of before
         params["sentences"] = True
-    build = ShardedBuild(out_dir, "corpus", params, resume=resume)
+    build = ShardedBuild(out_dir, "corpus", params, resume=resume, part=part, merge_only=merge_only)
     if build.complete:
         return read_manifest(out_dir)
     try:
@@ -464,6 +467,8 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
         job = Job("corpus", str(build.work_dir), str(tokenizer), max_seq_len, sentences)
         _check_units(build, units, "documents")
         run_build(build, job, units, workers, f"corpus {lang}")
+        if part is not None:
+            return build.part_report(len(units))
         return build.merge(len(units), {"lang": lang, "tokenizer": info})
     except BaseException:
         build.discard_unstarted()
@@ -472,7 +477,8 @@ def build_corpus(inputs: list[str | Path], lang: str, tokenizer: str | Path, out
 
 def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: str,
                    tokenizer: str | Path, out_dir: str | Path, *, max_len: int = 256,
-                   workers: int = 1, resume: bool = False, pairs_per_shard: int = 100_000) -> dict:
+                   workers: int = 1, resume: bool = False, pairs_per_shard: int = 100_000,
+                   part: tuple[int, int] | None = None, merge_only: bool = False) -> dict:
     """Tokenize line-aligned sentence pairs into `out_dir` (`parallel` layout); returns the
     manifest. Pairs with an empty or undecodable side, or a side over `max_len` ids, are
     dropped and counted under `skipped`."""
@@ -483,7 +489,7 @@ def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: st
     params = {"inputs": sources, "src_lang": src_lang, "tgt_lang": tgt_lang,
               "tokenizer": info["fingerprint"], "max_len": max_len,
               "pairs_per_shard": pairs_per_shard}
-    build = ShardedBuild(out_dir, "parallel", params, resume=resume)
+    build = ShardedBuild(out_dir, "parallel", params, resume=resume, part=part, merge_only=merge_only)
     if build.complete:
         return read_manifest(out_dir)
     try:
@@ -491,6 +497,8 @@ def build_parallel(src: str | Path, tgt: str | Path, src_lang: str, tgt_lang: st
         job = Job("parallel", str(build.work_dir), str(tokenizer), max_len)
         _check_units(build, units, "lines")
         run_build(build, job, units, workers, f"parallel {src_lang}-{tgt_lang}")
+        if part is not None:
+            return build.part_report(len(units))
         extra = {"lang": f"{src_lang}-{tgt_lang}", "src_lang": src_lang, "tgt_lang": tgt_lang,
                  "tokenizer": info}
         return build.merge(len(units), extra)
@@ -531,13 +539,18 @@ def register(subparsers) -> None:
         parser.add_argument("--workers", type=int, default=1)
         parser.add_argument("--resume", action="store_true",
                             help="continue an interrupted build (same parameters)")
+        add_part_options(parser)
 
 
 def _corpus_main(args: argparse.Namespace) -> int:
     manifest = build_corpus(args.input, args.lang, args.tokenizer, args.out,
                             max_seq_len=args.max_seq_len, workers=args.workers,
                             resume=args.resume, docs_per_shard=args.docs_per_shard,
-                            sentences=args.sentences)
+                            sentences=args.sentences, part=parse_part(args.part),
+                            merge_only=args.merge)
+    if "part" in manifest:
+        print(json.dumps(manifest))
+        return 0
     print(f"wrote {args.out}: {manifest['documents']} documents, {manifest['segments']} "
           f"segments ({manifest.get('adjacent_pairs', 0)} adjacent pairs), {manifest['tokens']} "
           f"tokens; skipped {manifest['skipped']}")
@@ -547,7 +560,11 @@ def _corpus_main(args: argparse.Namespace) -> int:
 def _parallel_main(args: argparse.Namespace) -> int:
     manifest = build_parallel(args.src, args.tgt, args.src_lang, args.tgt_lang, args.tokenizer,
                               args.out, max_len=args.max_len, workers=args.workers,
-                              resume=args.resume, pairs_per_shard=args.pairs_per_shard)
+                              resume=args.resume, pairs_per_shard=args.pairs_per_shard,
+                              part=parse_part(args.part), merge_only=args.merge)
+    if "part" in manifest:
+        print(json.dumps(manifest))
+        return 0
     print(f"wrote {args.out}: {manifest['pairs']} pairs, {manifest['src_tokens']}+"
           f"{manifest['tgt_tokens']} tokens; skipped {manifest['skipped']}")
     return 0

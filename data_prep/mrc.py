@@ -35,8 +35,10 @@ import regex
 
 from data_prep.encode import encode_examples
 from data_prep.mrc_index import Index, build_index  # noqa: F401 -- build_index is part of this API
-from data_prep.shards import WORK, ShardedBuild, check_writable, counter_dict, run_tasks, write_shard
-from data_prep.wiki_store import ArticleStore, write_store
+from data_prep.shards import (WORK, BuildError, ShardedBuild, add_part_options, check_writable,
+                              counter_dict, parse_part, run_tasks, write_shard)
+from data_prep.wiki_store import (ArticleStore, merge_store_parts, missing_parts, write_store,
+                                  write_store_part)
 
 # Scripts written without spaces between words: a surface form may sit inside a segmenter word.
 SPACELESS = {"zh", "ja", "th"}
@@ -404,23 +406,40 @@ def _build_unit(unit: int) -> int:
     return 1
 
 
-def _load_or_read_store(work_dir: Path, input_path: str, params: MRCParams, workers: int,
-                        progress: bool) -> tuple[ArticleStore, float]:
+def _load_or_read_store(build: ShardedBuild, input_path: str, params: MRCParams, workers: int,
+                        progress: bool) -> ArticleStore | dict:
     """Phase 1, kept: the cleaned articles are stored once (`data_prep.wiki_store`), so that
-    --resume never re-reads the dump. Returns the store and the seconds spent reading."""
-    folder = work_dir / "store"
-    began = time.perf_counter()
-    if not (folder / "meta.json").is_file():
-        write_store(input_path, params.lang, folder, workers=workers, progress=progress,
-                    min_article_chars=params.min_article_chars,
-                    max_article_chars=params.max_article_chars)
-    return ArticleStore(folder), time.perf_counter() - began
+    --resume never re-reads the dump. A --part run reads its share of the input batches, and
+    merges the store once every part has read (else returns its report: nothing to build yet)."""
+    folder = build.work_dir / "store"
+    kwargs = dict(workers=workers, progress=progress, min_article_chars=params.min_article_chars,
+                  max_article_chars=params.max_article_chars)
+    if (folder / "meta.json").is_file():
+        return ArticleStore(folder)
+    if build.merge_only:
+        raise BuildError(f"cannot merge {build.out_dir}: its parts have not read the input yet")
+    if build.part is None:
+        write_store(input_path, params.lang, folder, **kwargs)
+        return ArticleStore(folder)
+    parts_dir = build.work_dir / "read-parts"
+    if build.part[0] in missing_parts(parts_dir, build.part[1]):
+        write_store_part(input_path, params.lang, parts_dir, build.part, **kwargs)
+    waiting = missing_parts(parts_dir, build.part[1])
+    if waiting:
+        i, n = build.part
+        return {"out": str(build.out_dir), "part": f"{i}/{n}", "read": True,
+                "waiting_for_read_parts": waiting,
+                "next": f"rerun every part (--part j/{n}) once all have read; then --merge"}
+    merge_store_parts(parts_dir, build.part[1], params.lang, folder)
+    return ArticleStore(folder)
 
 
 def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: str | Path,
                    params: MRCParams, *, workers: int = 1, resume: bool = False,
-                   progress: bool = True, force_lang: bool = False) -> dict:
-    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest.
+                   progress: bool = True, force_lang: bool = False,
+                   part: tuple[int, int] | None = None, merge_only: bool = False) -> dict:
+    """Build (or finish, with resume) the MRC dataset of one language; returns the manifest
+    (a --part run: its report, see `ShardedBuild.part_report`).
 
     Inputs that are no dump or WikiExtractor JSON, an unwritable `out_dir`, and (unless
     `force_lang`) a dump whose header names another language than `params.lang` are refused
@@ -431,13 +450,13 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     if not input_path.exists():
         raise FileNotFoundError(f"--input {input_path} does not exist")
     check_writable(out_dir)
-    if not (resume and (Path(out_dir) / WORK / "store" / "meta.json").is_file()):  # else never re-read
+    if not ((resume or part or merge_only) and (Path(out_dir) / WORK / "store" / "meta.json").is_file()):  # else never re-read
         check_dump_language(input_path, params.lang, force_lang)
     tokenizer = load_tokenizer(tokenizer_path)
     tok_info = tokenizer_info(tokenizer)
     build = ShardedBuild(out_dir, "mrc", {**asdict(params), "input": str(input_path.resolve()),
                                           "tokenizer_fingerprint": tok_info["fingerprint"]},
-                         resume=resume)
+                         resume=resume, part=part, merge_only=merge_only)
     if build.complete:
         print(f"{out_dir}: already complete")
         return json.loads((Path(out_dir) / "manifest.json").read_text())
@@ -462,9 +481,11 @@ def check_dump_language(input_path: Path, lang: str, force_lang: bool = False) -
 
 def _build(build: ShardedBuild, input_path: Path, tokenizer, tok_info: dict, params: MRCParams,
            workers: int, progress: bool) -> dict:
-    timings = {}
-    store, timings["parse"] = _load_or_read_store(build.work_dir, str(input_path), params,
-                                                  workers, progress)
+    began = time.perf_counter()
+    store = _load_or_read_store(build, str(input_path), params, workers, progress)
+    if isinstance(store, dict):  # a part that has read and waits for the others
+        return store
+    timings = {"parse": time.perf_counter() - began}
     began = time.perf_counter()
     index = build_index(store, params.lang, workers=workers, progress=progress,
                         min_mentions=params.min_mentions, work_dir=build.work_dir)
@@ -482,6 +503,8 @@ def _build(build: ShardedBuild, input_path: Path, tokenizer, tok_info: dict, par
     finally:
         _STATE.clear()
     timings["examples"] = time.perf_counter() - began
+    if build.part is not None:
+        return build.part_report(n_units)
     reading = {"articles": len(store), "redirects": len(store.redirects),
                "entities_selected": len(entities), **counter_dict(index.stats)}
     from data_prep.wordtok import backend_info
@@ -509,6 +532,7 @@ def register(subparsers) -> None:
                    "the root folder)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    add_part_options(p)
     p.add_argument("--force-lang", action="store_true",
                    help="build even if the dump's header names another language than --lang")
     p.add_argument("--no-progress", action="store_true")
@@ -530,6 +554,10 @@ def _run(args) -> int:
     if args.langs is not None:
         from data_prep.mrc_langs import build_all
 
+        if args.part or args.merge:
+            raise ValueError("--part / --merge split one language (--lang); to spread --langs "
+                             "over machines, run one --lang per task (launch_scripts/"
+                             "wiki_mrc_slurm.sh)")
         options = {f.name: getattr(args, f.name) for f in fields(MRCParams) if f.name != "lang"}
         MRCParams(lang="en", **options)  # a bad value fails before any language starts
         check_writable(args.out)
@@ -543,7 +571,11 @@ def _run(args) -> int:
     params = MRCParams(**{f.name: getattr(args, f.name) for f in fields(MRCParams)})
     manifest = build_wiki_mrc(args.input, args.tokenizer, args.out, params, workers=args.workers,
                               resume=args.resume, progress=not args.no_progress,
-                              force_lang=args.force_lang)
+                              force_lang=args.force_lang, part=parse_part(args.part),
+                              merge_only=args.merge)
+    if "part" in manifest:
+        print(json.dumps(manifest))
+        return 0
     counts = manifest.get("counts", {})
     print(json.dumps({"out": str(args.out), "examples": counts.get("examples", 0),
                       "answerable": counts.get("answerable", 0),

@@ -32,7 +32,7 @@ class BuildError(RuntimeError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parts of one build may race
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -129,6 +129,27 @@ def check_writable(out_dir: str | Path) -> None:
                          f"another --out")
 
 
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """--part "i/N" -> (i, N) with 0 <= i < N."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--part {text}: expected i/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--part {text}: need 0 <= i < N")
+    return i, n
+
+
+def add_part_options(parser) -> None:
+    parser.add_argument("--part", metavar="i/N", default=None,
+                        help="build only part i of N (0-based; parts may run at once, on any "
+                             "machines sharing --out), then --merge")
+    parser.add_argument("--merge", action="store_true",
+                        help="merge the parts' work into the finished dataset (builds nothing)")
+
+
 def _params_diff(old: Mapping, new: Mapping) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -137,7 +158,13 @@ def _params_diff(old: Mapping, new: Mapping) -> list[str]:
 class ShardedBuild:
     """Bookkeeping of one build folder: params check, committed units, merge, manifest."""
 
-    def __init__(self, out_dir: str | Path, kind: str, params: Mapping, *, resume: bool):
+    def __init__(self, out_dir: str | Path, kind: str, params: Mapping, *, resume: bool,
+                 part: tuple[int, int] | None = None, merge_only: bool = False):
+        """`part` (i, N): this run builds the units u with u % N == i and does not merge; the
+        parts of one build share its .work/ (they may run at once, on any machines that see
+        the folder). `merge_only`: build no unit, merge what the parts committed."""
+        self.part, self.merge_only = part, merge_only
+        resume = resume or part is not None or merge_only
         self.out_dir = Path(out_dir)
         self.kind = kind
         self.prefix = PREFIXES[kind]
@@ -160,7 +187,7 @@ class ShardedBuild:
                                  f"continue it, or delete {self.work_dir} to start over")
             if params_file.is_file():
                 self._check_same(json.loads(params_file.read_text()))
-        self._created_work = not self.work_dir.exists()
+        self._created_work = not self.work_dir.exists() and part is None
         (self.work_dir / "shards").mkdir(parents=True, exist_ok=True)
         atomic_write_text(params_file, json.dumps(self.params, sort_keys=True, indent=1))
 
@@ -185,7 +212,21 @@ class ShardedBuild:
         return (self.work_dir / "shards" / f"{unit:05d}.json").is_file()
 
     def pending(self, n_units: int) -> list[int]:
-        return [u for u in range(n_units) if not self.committed(u)]
+        """Units this run has to build: uncommitted ones (of its part; none when merge_only)."""
+        if self.merge_only:
+            return []
+        return [u for u in range(n_units) if not self.committed(u)
+                and (self.part is None or u % self.part[1] == self.part[0])]
+
+    def part_report(self, n_units: int) -> dict:
+        """What a --part run prints instead of merging."""
+        missing = [u for u in range(n_units) if not self.committed(u)]
+        i, n = self.part
+        return {"out": str(self.out_dir), "part": f"{i}/{n}", "units": n_units,
+                "units_missing": len(missing),
+                "next": "merge with --merge" if not missing else
+                        f"run the other parts (first missing unit: {missing[0]}, part "
+                        f"{missing[0] % n}/{n}), then --merge"}
 
     def merge(self, n_units: int, extra: Mapping,
               profile: Callable[[float], dict] | None = None) -> dict:
@@ -197,9 +238,11 @@ class ShardedBuild:
         began = time.perf_counter()
         IndexedDatasetBuilder = megatron_indexed().IndexedDatasetBuilder
 
-        missing = self.pending(n_units)
+        missing = [u for u in range(n_units) if not self.committed(u)]
         if missing:
-            raise BuildError(f"cannot merge: {len(missing)} units not built (first: {missing[0]})")
+            hint = f" (part {missing[0] % self.part[1]}/{self.part[1]})" if self.part else ""
+            raise BuildError(f"cannot merge: {len(missing)} units not built (first: {missing[0]}"
+                             f"{hint}); run the missing parts, or --resume without --merge")
         shard_dir = self.work_dir / "shards"
         tmp = self.out_dir / f"{self.prefix}.partial"
         builder = IndexedDatasetBuilder(str(tmp) + ".bin", dtype=np.int32)

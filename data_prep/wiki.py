@@ -767,14 +767,55 @@ def _clean_batch(settings: _Settings, batch: _PageBatch) -> CleanedBatch:
     return CleanedBatch(pages, payload, redirects, skipped)
 
 
+class Keeper:
+    """Decides, batch by batch in input order, which articles are kept (the first of a title),
+    and collects redirects (the first of a source) and skip counts."""
+
+    def __init__(self):
+        self.skipped: collections.Counter = collections.Counter()
+        self.raw_redirects: dict[str, str] = {}
+        self.titles: set[str] = set()  # a title seen twice (zh: two variants that convert alike) keeps the first
+
+    def keep(self, cleaned: CleanedBatch) -> list[bool]:
+        """A keep mask over ``cleaned.payload``."""
+        for source, target in cleaned.redirects:
+            self.raw_redirects.setdefault(source, target)
+        self.skipped.update(cleaned.skipped)
+        keep = []
+        for reason, title, broken in cleaned.pages:
+            if broken:
+                self.skipped["broken_anchor"] += broken
+            if reason:
+                self.skipped[reason] += 1
+            elif title in self.titles:
+                self.skipped["duplicate_title"] += 1
+                keep.append(False)
+            else:
+                self.titles.add(title)
+                keep.append(True)
+        return keep
+
+    def finish(self, reader_skipped: collections.Counter) -> tuple[dict[str, str], collections.Counter]:
+        """(redirects: source -> final target, skip counts sorted by reason), after the last batch;
+        ``reader_skipped``: what the page cutter counted (cut-off dumps, pages without </page>)."""
+        self.skipped.update(reader_skipped)
+        for title in sorted(self.titles & self.raw_redirects.keys()):  # an article wins over a redirect of its title
+            del self.raw_redirects[title]
+            self.skipped["redirect_shadowed"] += 1
+        redirects = _resolve_redirect_chains(self.raw_redirects, self.skipped)
+        self.raw_redirects = {}
+        return redirects, collections.Counter({reason: self.skipped[reason] for reason in sorted(self.skipped)})
+
+
 class WikiReader:
     """Reads a dump or WikiExtractor output batch by batch, cleaning in a ``workers``-process pool
-    with input order kept; decides which articles are kept (the first of a title) and collects
-    redirects and skip counts. Iterate it for (batch, keep mask over ``batch.payload``), then
-    call :meth:`finish` for the redirect map and the skip counts."""
+    with input order kept. Iterate it for (batch, keep mask over ``batch.payload``), then call
+    :meth:`finish` for the redirect map and the skip counts. ``part`` (i, N): only the batches
+    b with b % N == i, for :meth:`cleaned` (see `wiki_store.write_store_part`)."""
 
     def __init__(self, path: str | Path, lang: str, *, workers: int = 1, min_article_chars: int = 200,
-                 max_article_chars: int = 1_000_000, progress: bool = True, pack=None):
+                 max_article_chars: int = 1_000_000, progress: bool = True, pack=None,
+                 part: tuple[int, int] | None = None):
         if not lang or not isinstance(lang, str):
             raise ValueError(f"lang must be a Wikipedia language code such as 'en', got {lang!r}")
         if workers < 1:
@@ -782,15 +823,20 @@ class WikiReader:
         self.path, self.lang, self.workers, self.progress = Path(path), lang, workers, progress
         self.files = _input_files(self.path)
         self.settings = _Settings(lang, min_article_chars, max_article_chars, pack)
-        self.skipped: collections.Counter = collections.Counter()
-        self.raw_redirects: dict[str, str] = {}
-        self.titles: set[str] = set()  # a title seen twice (zh: two variants that convert alike) keeps the first
+        self.part = part
+        self.reader_skipped: collections.Counter = collections.Counter()
+        self.keeper = Keeper()
 
     def _batches(self, reader_skipped: collections.Counter) -> Iterator[_PageBatch]:
+        seq = 0
         for file, kind in self.files:
-            yield from (_xml_batches if kind == "xml" else _json_batches)(file, reader_skipped)
+            for batch in (_xml_batches if kind == "xml" else _json_batches)(file, reader_skipped):
+                if self.part is None or seq % self.part[1] == self.part[0]:
+                    yield batch
+                seq += 1
 
-    def __iter__(self) -> Iterator[tuple[CleanedBatch, list[bool]]]:
+    def cleaned(self) -> Iterator[CleanedBatch]:
+        """The cleaned batches in input order (of this part)."""
         reader_skipped: collections.Counter = collections.Counter()  # written by the batch generator only
         # Pool.imap pulls its input eagerly; the semaphore caps batches in flight so a 20 GB dump is not queued.
         in_flight, stop = threading.Semaphore(self.workers * 3), threading.Event()
@@ -814,41 +860,22 @@ class WikiReader:
                 if pool is not None:
                     in_flight.release()
                 bar.update(len(cleaned.pages))
-                yield cleaned, self._keep(cleaned)
+                yield cleaned
         finally:
             stop.set()
             bar.close()
             if pool is not None:
                 pool.terminate()
                 pool.join()
-            self.skipped.update(reader_skipped)
+            self.reader_skipped.update(reader_skipped)
 
-    def _keep(self, cleaned: CleanedBatch) -> list[bool]:
-        for source, target in cleaned.redirects:
-            self.raw_redirects.setdefault(source, target)
-        self.skipped.update(cleaned.skipped)
-        keep = []
-        for reason, title, broken in cleaned.pages:
-            if broken:
-                self.skipped["broken_anchor"] += broken
-            if reason:
-                self.skipped[reason] += 1
-            elif title in self.titles:
-                self.skipped["duplicate_title"] += 1
-                keep.append(False)
-            else:
-                self.titles.add(title)
-                keep.append(True)
-        return keep
+    def __iter__(self) -> Iterator[tuple[CleanedBatch, list[bool]]]:
+        for cleaned in self.cleaned():
+            yield cleaned, self.keeper.keep(cleaned)
 
     def finish(self) -> tuple[dict[str, str], collections.Counter]:
         """(redirects: source -> final target, skip counts sorted by reason), after iterating."""
-        for title in sorted(self.titles & self.raw_redirects.keys()):  # an article wins over a redirect of its title
-            del self.raw_redirects[title]
-            self.skipped["redirect_shadowed"] += 1
-        redirects = _resolve_redirect_chains(self.raw_redirects, self.skipped)
-        self.raw_redirects = {}
-        return redirects, collections.Counter({reason: self.skipped[reason] for reason in sorted(self.skipped)})
+        return self.keeper.finish(self.reader_skipped)
 
 
 def read_wiki(

@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +187,74 @@ def write_store(source, lang: str, folder: str | Path, *, workers: int = 1,
         writer.add(_select(cleaned.payload, keep))
     redirects, skipped = reader.finish()
     return writer.close(redirects, skipped, lang)
+
+
+def _part_file(parts_dir: Path, part: tuple[int, int]) -> Path:
+    return parts_dir / f"{part[0]}-of-{part[1]}.pickle"
+
+
+def write_store_part(source, lang: str, parts_dir: str | Path, part: tuple[int, int], *,
+                     workers: int = 1, min_article_chars: int = 200,
+                     max_article_chars: int = 1_000_000, progress: bool = False) -> Path:
+    """Clean the batches b % N == i of `source` (every part cuts the whole input into the same
+    batches) and save them, undecided, for `merge_store_parts`. Our own intermediate file, read
+    back only by this module: a pickle stream of the batches, then the page cutter's counts
+    (part 0 only, so that they are counted once)."""
+    from data_prep.wiki import WikiReader
+
+    parts_dir = Path(parts_dir)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    final = _part_file(parts_dir, part)
+    reader = WikiReader(source, lang, workers=workers, min_article_chars=min_article_chars,
+                        max_article_chars=max_article_chars, progress=progress,
+                        pack=pack_articles, part=part)
+    tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        for cleaned in reader.cleaned():
+            pickle.dump(cleaned, f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(reader.reader_skipped if part[0] == 0 else Counter(), f)
+    os.replace(tmp, final)
+    return final
+
+
+def missing_parts(parts_dir: str | Path, n_parts: int) -> list[int]:
+    return [i for i in range(n_parts) if not _part_file(Path(parts_dir), (i, n_parts)).is_file()]
+
+
+def merge_store_parts(parts_dir: str | Path, n_parts: int, lang: str, folder: str | Path) -> dict:
+    """The store a single `write_store` makes, from the N parts: batches replayed in input
+    order through the same keep decisions. Parts may merge at once: the first rename wins."""
+    from data_prep.wiki import CleanedBatch, Keeper
+
+    parts_dir, folder = Path(parts_dir), Path(folder)
+    missing = missing_parts(parts_dir, n_parts)
+    if missing:
+        raise FileNotFoundError(f"read parts {missing} of {n_parts} are not finished in {parts_dir}")
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    writer, keeper, cutter = _Writer(tmp), Keeper(), Counter()
+    streams = [open(_part_file(parts_dir, (i, n_parts)), "rb") for i in range(n_parts)]
+    try:
+        done = [False] * n_parts
+        seq = 0
+        while not all(done):
+            i = seq % n_parts
+            record = pickle.load(streams[i]) if not done[i] else None
+            if isinstance(record, CleanedBatch):
+                writer.add(_select(record.payload, keeper.keep(record)))
+            elif record is not None:  # the part's trailer: it holds no batch from here on
+                cutter.update(record)
+                done[i] = True
+            seq += 1
+    finally:
+        for stream in streams:
+            stream.close()
+    redirects, skipped = keeper.finish(cutter)
+    meta = writer.close(redirects, skipped, lang)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another part merged first: the same bytes
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
 
 
 class ArticleStore:
