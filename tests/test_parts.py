@@ -1,4 +1,5 @@
-"""--part i/N and --merge: one build cut into parts run anywhere, merged byte-identical."""
+"""--part i/N and --merge: one build cut into parts run anywhere, merged byte-identical.
+(wiki-mrc's parts: tests/test_launch_data.py runs them through the Slurm script.)"""
 
 from __future__ import annotations
 
@@ -50,31 +51,6 @@ def inputs(tmp_path_factory):
     return dump, tok
 
 
-def test_mrc_parts_merge_to_the_single_build(inputs, tmp_path):
-    from data_prep.mrc import MRCParams, build_wiki_mrc
-
-    dump, tok = inputs
-    params = MRCParams(lang="en", min_mentions=3, entities_per_unit=8)
-    single, parts = tmp_path / "single", tmp_path / "parts"
-    build_wiki_mrc(dump, tok, single, params, progress=False)
-
-    def part(i: int) -> dict:
-        return build_wiki_mrc(dump, tok, parts, params, part=(i, 3), progress=False)
-
-    assert part(0)["waiting_for_read_parts"] == [1, 2]
-    assert part(2)["waiting_for_read_parts"] == [1]
-    last = part(1)  # the last to read merges the store, builds its units
-    assert last["part"] == "1/3" and last["units_missing"] > 0
-    with pytest.raises(BuildError, match="cannot merge"):  # parts 0 and 2 built no unit yet
-        build_wiki_mrc(dump, tok, parts, params, merge_only=True, progress=False)
-    assert part(0)["units_missing"] > 0 and part(2)["units_missing"] == 0
-    _cli("wiki-mrc", "--input", str(dump), "--lang", "en", "--tokenizer", str(tok), "--out",
-         str(parts), "--min-mentions", "3", "--entities-per-unit", "8", "--merge")
-    assert _digest(parts) == _digest(single) and _digest(single)
-    assert _counters(parts) == _counters(single)
-    assert not (parts / ".work").exists()
-
-
 def test_corpus_and_parallel_parts_merge_to_the_single_build(inputs, tmp_path):
     from data_prep.corpus import build_corpus, build_parallel
 
@@ -105,3 +81,18 @@ def test_a_bad_part_is_refused(inputs, tmp_path):
                           "--lang", "en", "--tokenizer", str(tok), "--out", str(tmp_path / "o"),
                           "--part", "3/3"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "0 <= i < N" in run.stderr
+
+
+def test_a_part_builds_its_units_and_merge_wants_them_all(tmp_path):
+    from data_prep.shards import ShardedBuild
+
+    part = ShardedBuild(tmp_path, "corpus", {"x": 1}, resume=False, part=(1, 3))
+    assert part.pending(8) == [1, 4, 7]
+    other = ShardedBuild(tmp_path, "corpus", {"x": 1}, resume=False, part=(0, 3))  # shares .work
+    assert other.pending(8) == [0, 3, 6]
+    merge = ShardedBuild(tmp_path, "corpus", {"x": 1}, resume=False, merge_only=True)
+    assert merge.pending(8) == []
+    with pytest.raises(BuildError, match="cannot merge: 8 units not built"):
+        merge.merge(8, {})
+    with pytest.raises(BuildError, match="different parameters"):
+        ShardedBuild(tmp_path, "corpus", {"x": 2}, resume=False, part=(2, 3))
