@@ -37,9 +37,6 @@ class _Column:
         self.path, self.dtype = path, np.dtype(dtype)
         self._fd, self._pid = None, None
 
-    def write(self, array: np.ndarray) -> None:
-        np.ascontiguousarray(array, dtype=self.dtype).tofile(self.path)
-
     def __getitem__(self, sl: slice) -> np.ndarray:
         if self._pid != os.getpid():
             self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
@@ -165,45 +162,55 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
     def entity_of(h: np.ndarray) -> np.ndarray:
         return _lookup(title_sorted, title_order.astype(np.int32), h, np.int32(-1)).astype(np.int32)
 
-    # resolve every link; keep the resolved ones, in link order
+    # resolve every link; the resolved ones' columns go to disk in link order
     entity_col = _Column(work / "entity.bin", "<i4")
-    resolved_parts = {k: [] for k in ("entity", "link", "article", "rank", "anchor")}
-    with open(entity_col.path, "wb") as out:
-        for a0 in range(0, n, _CHUNK_ARTICLES):
-            a1 = min(n, a0 + _CHUNK_ARTICLES)
-            l0, l1 = int(store.links_off[a0]), int(store.links_off[a1])
-            per_article = np.diff(store.links_off[a0:a1 + 1])
-            ent = entity_of(resolve(store.column("target", l0, l1)))
-            ent.astype("<i4").tofile(out)
-            kept = ent >= 0
-            article = np.repeat(np.arange(a0, a1, dtype=np.int32), per_article)
-            kept_before = np.concatenate([[0], np.cumsum(kept)])  # kept links before each link
-            first_link = (store.links_off[a0:a1] - l0)[article - a0]
-            rank = (kept_before[:-1] - kept_before[first_link]).astype(np.int32)
-            resolved_parts["entity"].append(ent[kept])
-            resolved_parts["link"].append(np.arange(l0, l1, dtype=np.int64)[kept])
-            resolved_parts["article"].append(article[kept])
-            resolved_parts["rank"].append(rank[kept])
-            resolved_parts["anchor"].append(store.column("anchor", l0, l1)[kept])
-            stats["links_resolved"] += int(kept.sum())
-            if not kept.all():  # the key only where a link was lost, as before
-                stats["link_target_missing"] += int((~kept).sum())
-    resolved = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in resolved_parts.items()}
-    del resolved_parts
+    kinds = {"entity": "<i4", "link": "<i8", "article": "<i4", "rank": "<i4", "anchor": "<i8"}
+    unsorted = {name: work / f"resolved_{name}.bin" for name in kinds}
+    links_per_entity = np.zeros(n, np.int64)
+    mention_counts = np.zeros(n, np.int64)  # inbound links from other articles
+    files = {name: open(path, "wb") for name, path in unsorted.items()}
+    try:
+        with open(entity_col.path, "wb") as out:
+            for a0 in range(0, n, _CHUNK_ARTICLES):
+                a1 = min(n, a0 + _CHUNK_ARTICLES)
+                l0, l1 = int(store.links_off[a0]), int(store.links_off[a1])
+                ent = entity_of(resolve(store.column("target", l0, l1)))
+                ent.astype("<i4").tofile(out)
+                kept = ent >= 0
+                article = np.repeat(np.arange(a0, a1, dtype=np.int32),
+                                    np.diff(store.links_off[a0:a1 + 1]))
+                kept_before = np.concatenate([[0], np.cumsum(kept)])  # kept links before each
+                first_link = (store.links_off[a0:a1] - l0)[article - a0]
+                rank = kept_before[:-1] - kept_before[first_link]
+                chunk = {"entity": ent, "link": np.arange(l0, l1), "article": article,
+                         "rank": rank, "anchor": store.column("anchor", l0, l1)}
+                for name, values in chunk.items():
+                    values[kept].astype(kinds[name]).tofile(files[name])
+                links_per_entity += np.bincount(ent[kept], minlength=n)
+                other = kept & (ent != article)
+                mention_counts += np.bincount(ent[other], minlength=n)
+                stats["links_resolved"] += int(kept.sum())
+                if not kept.all():  # the key only where a link was lost, as before
+                    stats["link_target_missing"] += int((~kept).sum())
+    finally:
+        for handle in files.values():
+            handle.close()
 
-    # sort the resolved links by entity (stable: each entity's links stay in link order)
-    order = np.argsort(resolved["entity"], kind="stable")
-    by_entity_ent = resolved.pop("entity")[order]
-    entity_off = np.searchsorted(by_entity_ent, np.arange(n + 1)).astype(np.int64)
+    # sort the resolved links by entity (stable: each entity's links stay in link order), one
+    # column at a time, so that at most the order and one column are in memory (16 B a link)
+    order = np.argsort(np.fromfile(unsorted["entity"], "<i4"), kind="stable")
+    entity_off = np.concatenate([[0], np.cumsum(links_per_entity)]).astype(np.int64)
     columns = {}
-    for name, dtype in (("link", "<i8"), ("article", "<i4"), ("rank", "<i4"), ("anchor", "<i8")):
-        columns[name] = _Column(work / f"by_entity_{name}.bin", dtype)
-        columns[name].write(resolved.pop(name)[order])
-    self_link = np.zeros(len(by_entity_ent), dtype=bool)
-    art_sorted = np.fromfile(columns["article"].path, "<i4")
-    self_link = art_sorted == by_entity_ent
-    mention_counts = np.bincount(by_entity_ent[~self_link], minlength=n).astype(np.int64)
-    del order, by_entity_ent, art_sorted, self_link
+    for name in ("link", "article", "rank", "anchor"):
+        columns[name] = _Column(work / f"by_entity_{name}.bin", kinds[name])
+        column = np.fromfile(unsorted[name], kinds[name])
+        with open(columns[name].path, "wb") as out:
+            for j in range(0, len(order), 1 << 20):
+                column[order[j:j + (1 << 20)]].tofile(out)
+        del column
+    del order
+    for path in unsorted.values():
+        path.unlink()
 
     # redirect sources per entity (surface forms)
     redirect_sources: dict[int, list[str]] = {}
