@@ -86,7 +86,7 @@ class Index:
     doc_counts: Counter = field(default_factory=Counter)  # articles holding each candidate word
     names_of: dict[str, set[int]] = field(default_factory=dict)  # candidate -> articles it names
     stats: Counter = field(default_factory=Counter)
-    _keep: object = None  # a temporary folder that must live as long as the index
+    _keep: object = None  # temporary folders that live as long as the index
 
 
 def _lookup(sorted_keys: np.ndarray, values: np.ndarray, queries: np.ndarray,
@@ -130,15 +130,19 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
     from data_prep.mrc import strip_parenthetical, title_words
     from data_prep.wiki import WikiCorpus
 
-    keep = None
+    corpus_dir = None
     if isinstance(source, WikiCorpus):
-        keep = tempfile.TemporaryDirectory(prefix="xpretrain-index-")
-        write_store(source, lang, Path(keep.name) / "store")
-        source = ArticleStore(Path(keep.name) / "store")
-        work_dir = work_dir or Path(keep.name)
+        corpus_dir = tempfile.TemporaryDirectory(prefix="xpretrain-index-",
+                                                 ignore_cleanup_errors=True)
+        write_store(source, lang, Path(corpus_dir.name) / "store")
+        source = ArticleStore(Path(corpus_dir.name) / "store")
     store: ArticleStore = source
-    work = Path(work_dir or store.folder) / "index"
-    work.mkdir(parents=True, exist_ok=True)
+    # the index files of this process (parts of one build index at once in the same .work/);
+    # removed with the Index (forked workers exit without running finalizers)
+    Path(work_dir or store.folder).mkdir(parents=True, exist_ok=True)
+    index_dir = tempfile.TemporaryDirectory(dir=work_dir or store.folder, prefix="index-",
+                                            ignore_cleanup_errors=True)
+    work = Path(index_dir.name)
     n, titles = len(store), store.titles
     stats: Counter = Counter()
 
@@ -263,7 +267,7 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
         links=links_view, mentions=_Mapping(mentions_of, n, cache=256),
         surface_forms=_Mapping(forms_of, n, cache=256),
         linked_entities=_View(lambda art: frozenset(t for _, _, t in links_view[art]), n),
-        mention_counts=mention_counts, stats=stats, _keep=keep,
+        mention_counts=mention_counts, stats=stats, _keep=(corpus_dir, index_dir),
     )
 
     # title words of the entities examples may be built for, and how the corpus uses them
