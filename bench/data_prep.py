@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- --scale
 
 PEAK_BASE_MB, PEAK_PER_TEXT = 2048, 0.2  # target: peak memory <= 2 GB + 0.2 x text
+# Extrapolation: English Wikipedia has ~4.5B words in 6.8M articles (en.wikipedia.org
+# "Wikipedia:Size of Wikipedia", 2024); the mPMR paper built 103.7M examples in 24 languages
+# (Table 4). A node of NODE_CORES cores runs NODE_CORES workers.
+EN_WORDS, EN_ARTICLES, PAPER_EXAMPLES, NODE_CORES = 4.5e9, 6.8e6, 103.7e6, 64
 SPEEDUP_TARGET = 0.8  # target: speed-up with W workers >= 0.8 W
 
 
@@ -233,6 +237,7 @@ def scale_main(argv: list[str]) -> int:
                 text_bytes, text_source = counts["text_chars"], "synth"
             examples = manifest.get("counts", {}).get("examples", 0)
             rows.append({"n": n, "workers": w, "seconds": round(seconds, 2),
+                         "words": counts.get("words"),
                          "examples": examples, "examples_per_s_core": examples / seconds / w,
                          "peak_mb": round(peak, 1), "text_mb": round(text_bytes / 2**20, 2),
                          "text_source": text_source, "timings": profile.get("seconds")})
@@ -277,6 +282,13 @@ def print_scale_table(rows: list[dict], all_cores: int) -> None:
             print(f"growth exponent of {label} in N, W={w}: consecutive {shown}; overall "
                   f"{overall:.2f}" if overall is not None else
                   f"growth exponent of {label} in N, W={w}: needs two sizes")
+    for w in sorted({r["workers"] for r in rows}):
+        sel = [r for r in rows if r["workers"] == w]
+        for a, b in zip(sel, sel[1:]):
+            grow = (b["peak_mb"] - a["peak_mb"]) / max(1e-9, b["text_mb"] - a["text_mb"])
+            print(f"memory growth W={w}, N={a['n']} -> {b['n']}: {grow:.3f} MiB per MiB of text "
+                  f"(the bound allows {PEAK_PER_TEXT}): {'meets' if grow <= PEAK_PER_TEXT else 'misses'}")
+    extrapolate(rows)
     for r in rows:
         limit = PEAK_BASE_MB + PEAK_PER_TEXT * r["text_mb"]
         line = (f"check N={r['n']} W={r['workers']}: peak {r['peak_mb']:.0f} MiB vs "
@@ -287,6 +299,35 @@ def print_scale_table(rows: list[dict], all_cores: int) -> None:
             line += (f"; speed-up {r['speedup']:.2f} vs {target:.1f} (0.8 x W): "
                      f"{'meets' if r['speedup'] >= target else 'misses'}")
         print(line)
+
+
+def extrapolate(rows: list[dict]) -> None:
+    """Full English Wikipedia and the paper's 24 languages on one NODE_CORES-core node, linearly
+    from the largest size (time per core; memory: the W=1 peak, what each further worker adds,
+    and the growth per MiB of text between the two largest sizes)."""
+    ones = [r for r in rows if r["workers"] == 1]
+    alls = [r for r in rows if r["workers"] > 1]
+    if not ones or not alls or not ones[-1].get("words"):
+        return
+    one, many = ones[-1], alls[-1]
+    core_s_per_word = many["seconds"] * many["workers"] / one["words"]
+    mib_per_word = one["text_mb"] / one["words"]
+    en_text = EN_WORDS * mib_per_word
+    en_hours = EN_WORDS * core_s_per_word / NODE_CORES / 3600
+    core_s_per_example = many["seconds"] * many["workers"] / max(1, many["examples"])
+    all_hours = PAPER_EXAMPLES * core_s_per_example / NODE_CORES / 3600
+    grow = 0.0
+    if len(ones) > 1:
+        grow = max(0.0, (ones[-1]["peak_mb"] - ones[-2]["peak_mb"]) /
+                   max(1e-9, ones[-1]["text_mb"] - ones[-2]["text_mb"]))
+    per_worker = max(0.0, (many["peak_mb"] - one["peak_mb"]) / (many["workers"] - 1))
+    en_mem = one["peak_mb"] + per_worker * (NODE_CORES - 1) + grow * (en_text - one["text_mb"])
+    print(f"extrapolated, {NODE_CORES}-core node: English Wikipedia ({EN_WORDS / 1e9:.1f}B words, "
+          f"~{en_text / 1024:.0f} GiB of text at this dump's {mib_per_word * 2**20:.1f} bytes/word) "
+          f"in {en_hours:.1f} h, peak ~{en_mem / 1024:.1f} GiB ({one['peak_mb']:.0f} MiB + "
+          f"{per_worker:.0f} MiB x {NODE_CORES - 1} more workers + {grow:.3f} x text); the paper's "
+          f"{PAPER_EXAMPLES / 1e6:.1f}M examples in {all_hours:.1f} h at this dump's examples per "
+          f"word (real dumps hold fewer examples per word: a floor)")
 
 
 if __name__ == "__main__":
