@@ -384,7 +384,7 @@ def _open_decompressed(path: Path) -> BinaryIO:
 
 
 # First two bytes of a UTF-16 dump -> codec ("utf-16" reads and drops the BOM itself); anything else is UTF-8.
-_UTF16_CODECS = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16", b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}
+_UTF16_CODECS = sniff.UTF16_STARTS
 
 
 def _utf8_chunks(raw: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
