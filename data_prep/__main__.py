@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# One worker is one core: the HF tokenizer's own thread pool would let `--workers 1` use them all
+# (and deadlock-warn in forked workers). Set TOKENIZERS_PARALLELISM=true to override.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from data_prep.shards import BuildError
 
