@@ -450,7 +450,8 @@ def build_wiki_mrc(input_path: str | Path, tokenizer_path: str | Path, out_dir: 
     if not input_path.exists():
         raise FileNotFoundError(f"--input {input_path} does not exist")
     check_writable(out_dir)
-    if not ((resume or part or merge_only) and (Path(out_dir) / WORK / "store" / "meta.json").is_file()):  # else never re-read
+    stored = (Path(out_dir) / WORK / "store" / "meta.json").is_file()
+    if not ((resume or part or merge_only) and stored):  # a kept store: the dump is not re-read
         check_dump_language(input_path, params.lang, force_lang)
     tokenizer = load_tokenizer(tokenizer_path)
     tok_info = tokenizer_info(tokenizer)

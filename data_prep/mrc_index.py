@@ -156,9 +156,9 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
                          f"{titles[title_order[first + 1]]!r}); report this")
     redirects = store.redirects
     red_src = hashes(redirects.keys())
-    red_tgt = hashes(redirects.values())
+    red_tgt_by_source = hashes(redirects.values())  # in the redirects' order
     red_order = np.argsort(red_src, kind="stable")
-    red_src, red_tgt = red_src[red_order], red_tgt[red_order]
+    red_src, red_tgt = red_src[red_order], red_tgt_by_source[red_order]
 
     def resolve(h: np.ndarray) -> np.ndarray:
         return _lookup(red_src, red_tgt, h, h)
@@ -218,14 +218,10 @@ def build_index(source, lang: str, *, workers: int = 1, progress: bool = False,
 
     # redirect sources per entity (surface forms)
     redirect_sources: dict[int, list[str]] = {}
-    if redirects:
-        targets = list(redirects.values())
-        red_entity = entity_of(resolve(hashes(targets)))
-        for source, idx in zip(redirects.keys(), red_entity.tolist()):
-            if idx >= 0:
-                redirect_sources.setdefault(idx, []).append(source)
-    else:
-        red_entity = np.zeros(0, np.int32)
+    red_entity = entity_of(resolve(red_tgt_by_source))  # per redirect, in the redirects' order
+    for source, idx in zip(redirects.keys(), red_entity.tolist()):
+        if idx >= 0:
+            redirect_sources.setdefault(idx, []).append(source)
 
     def entity_slice(e: int) -> slice:
         return slice(int(entity_off[e]), int(entity_off[e + 1]))

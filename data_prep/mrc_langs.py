@@ -49,7 +49,7 @@ def find_dumps(input_dir: str | Path, langs: str) -> dict[str, Path]:
                                  f"(or WikiExtractor folder) per language")
     found: dict[str, list[Path]] = {}
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".") or entry.suffix == ".json":
+        if entry.name.startswith("."):
             continue
         lang = _lang_of(entry)
         if lang in SUPPORTED_LANGS:
@@ -80,7 +80,7 @@ def _input_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _summary(lang: str, path: Path, manifest: dict) -> dict:
+def _summary(path: Path, manifest: dict) -> dict:
     counts, reading = manifest.get("counts", {}), manifest.get("reading", {})
     return {"input": str(path), "articles": reading.get("articles", 0),
             "entities": reading.get("entities_selected", 0),
@@ -123,7 +123,7 @@ def build_all(input_dir: str | Path, langs: str, tokenizer: str | Path, root: st
                                       force_lang=force_lang)
             state = f"built in {time.perf_counter() - t0:.0f} s"
             bytes_done += sizes[lang]
-        per_lang[lang] = _summary(lang, path, manifest)
+        per_lang[lang] = _summary(path, manifest)
         _write_root(root, per_lang, list(dumps))
         elapsed = time.perf_counter() - began
         left = sum(sizes[l] for l in list(dumps)[k:])

@@ -61,15 +61,23 @@ def test_parts_arrays_build_what_one_machine_builds(tmp_path):
 
 
 def test_langs_array_commands(tmp_path):
+    """Task k of the languages array builds the k-th language: its --wrap command, run under
+    /bin/sh with a stand-in Python that prints its arguments."""
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\necho "$@"\n')
+    stub.chmod(0o755)
     run = subprocess.run(["bash", str(SCRIPT), "langs"], capture_output=True, text=True,
                          env={**os.environ, "DRY_RUN": "1", "TOKENIZER": "/t", "OUT": "/o",
-                              "DUMPS": "/d", "LANGS": "en,de,zh"}, timeout=60)
+                              "DUMPS": "/d", "LANGS": "en,de,zh", "PYTHON": str(stub)},
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     lines = [shlex.split(line) for line in run.stderr.splitlines() if line.startswith("sbatch")]
     assert len(lines) == 2 and "--array=0-2" in lines[0]
     assert any(a.startswith("--dependency=afterok:") for a in lines[1])
     task = lines[0][lines[0].index("--wrap") + 1]
-    subprocess.run(["sh", "-n", "-c", task], check=True)
-    picked = subprocess.run(["sh", "-c", "echo $(echo en,de,zh | cut -d, -f$((SLURM_ARRAY_TASK_ID + 1)))"],
-                            env={"SLURM_ARRAY_TASK_ID": "2"}, capture_output=True, text=True)
-    assert picked.stdout.strip() == "zh" and "--langs $(echo en,de,zh | cut -d," in task
+    for k, lang in enumerate(["en", "de", "zh"]):
+        out = subprocess.run(["sh", "-c", task], env={"SLURM_ARRAY_TASK_ID": str(k)},
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[out.index("--langs") + 1] == lang and "--input" in out
+    summary = lines[1][lines[1].index("--wrap") + 1]
+    assert "--langs en,de,zh" in summary

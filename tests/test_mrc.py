@@ -562,3 +562,13 @@ def test_split_spans_equals_split_at():
         got = split_spans(np.asarray(words, np.int32).reshape(-1, 2), cuts)
         assert got.dtype == np.int32
         assert [tuple(w) for w in got.tolist()] == split_at(words, cuts)
+
+
+def test_titles_whose_hashes_collide_are_refused(small_corpus, monkeypatch):
+    """The index compares titles by 64-bit hash; two titles on one hash must stop the build."""
+    import data_prep.mrc_index as mrc_index
+
+    real = mrc_index.hashes
+    monkeypatch.setattr(mrc_index, "hashes", lambda texts: real(t[:3] for t in texts))
+    with pytest.raises(ValueError, match="share a 64-bit hash"):
+        build_index(small_corpus, "en")  # "Observer 0" and "Observer 1" now collide
